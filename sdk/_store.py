@@ -1,0 +1,373 @@
+"""The on-device store: one SQLite file (WAL), one writer, a buffer in front of it.
+
+Why a buffer: a ``track_*`` call on the UI thread must cost microseconds, while a SQLite
+commit costs milliseconds. Calls append to an in-memory list; a writer thread commits the
+list in one transaction when it holds ``flush_max_rows`` rows or ``flush_interval_s`` has
+passed, and ``flush()``/``close()`` commit at once. What a crash can lose is exactly what
+was not yet committed: the buffered rows (at most ``flush_max_rows``, or the signals of the
+last ``flush_interval_s`` seconds) plus each still-open foreground row (see ``_signals``).
+Everything a ``flush()`` returned from is on disk; with ``durability="normal"`` a power cut
+(not a process kill) may also roll back the last transactions, never corrupt the file.
+
+All database access goes through one connection guarded by one lock, so the UI thread, a
+plyer callback thread and the writer can use the store at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from . import _rollups
+from ._localtime import Zone, day_key, hour_key
+from ._schema import RAW_TABLES, TABLE_OF_KIND, migrate
+from .clock import Clock
+from .errors import StoreClosedError, StoreError
+
+T = TypeVar("T")
+DB_NAME = "edgepersona.db"
+_DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
+_MAINTENANCE_EVERY_S = 3600.0
+_OPEN_PATHS: set[Path] = set()
+_OPEN_PATHS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """How much the device keeps and how often it writes. Defaults suit a phone."""
+
+    retention_days: float = 35.0  # raw rows older than this are deleted (rollups keep them)
+    hourly_rollup_days: float = 90.0
+    daily_rollup_days: float = 400.0
+    max_raw_rows: int = 500_000  # per kind; oldest deleted first, whatever the app sends
+    max_keys_per_day: int = 200  # distinct screen/event names per day before "(other)"
+    flush_interval_s: float = 1.0
+    flush_max_rows: int = 1_000
+    max_buffered_rows: int = 50_000  # past this a track call commits itself (backpressure)
+    foreground_cap_s: float = 1_800.0  # an app row with no successor counts at most this long
+    durability: str = "normal"  # "normal" or "full" (fsync every commit)
+
+    def __post_init__(self) -> None:
+        if self.durability not in ("normal", "full"):
+            raise ValueError("durability must be 'normal' or 'full'")
+        for name in (
+            "retention_days",
+            "hourly_rollup_days",
+            "daily_rollup_days",
+            "flush_interval_s",
+            "foreground_cap_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("max_raw_rows", "max_keys_per_day", "flush_max_rows", "max_buffered_rows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+Row = tuple[str, float, Zone, tuple[Any, ...]]  # kind, ts, zone of the signal, kind's fields
+
+
+class Store:
+    """SQLite store with a buffered single writer; see the module docstring for guarantees."""
+
+    def __init__(self, data_dir: Path, clock: Clock, settings: StoreSettings, zone: Zone) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / DB_NAME
+        self.settings = settings
+        self.zone = zone
+        self._clock = clock
+        self._buffer: list[Row] = []
+        self._counts: dict[tuple[str, str], int] = {}
+        self._buf_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._db_lock = threading.RLock()
+        self._known_keys: dict[tuple[str, str], set[str]] = {}
+        self._next_maintenance = 0.0
+        self._closed = False
+        self.last_write_error: str | None = None
+        self._claim(self.path)
+        try:
+            self._conn = self._connect()
+        except BaseException:
+            self._release(self.path)
+            raise
+        self.db = sqlite_utils.Database(self._conn)
+        self._wake = threading.Event()
+        self._writer = threading.Thread(
+            target=self._run_writer, name="edgepersona-writer", daemon=True
+        )
+        self._writer.start()
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def append(self, kind: str, ts: float, zone: Zone, fields: tuple[Any, ...]) -> None:
+        """Buffer one validated signal; commits itself only past ``max_buffered_rows``."""
+        with self._buf_lock:
+            if self._closed:
+                raise StoreClosedError("this EdgePersona was closed; open a new one")
+            self._buffer.append((kind, ts, zone, fields))
+            size = len(self._buffer)
+        if size >= self.settings.flush_max_rows:
+            if size >= self.settings.max_buffered_rows:
+                self.flush()  # the writer is not keeping up: the caller pays, memory stays bounded
+            else:
+                self._wake.set()
+
+    def count(self, name: str, ts: float, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` of the local day of ``ts``; written with the buffer."""
+        key = (day_key(ts + self.zone.offset(ts)), name)
+        with self._buf_lock:
+            self._counts[key] = self._counts.get(key, 0) + n
+
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def discard_buffered(self, kinds: set[str]) -> None:
+        with self._buf_lock:
+            self._buffer = [row for row in self._buffer if row[0] not in kinds]
+
+    # -- writing ------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit everything buffered so far; on return it is on disk."""
+        with self._flush_lock:
+            with self._buf_lock:
+                batch, self._buffer = self._buffer, []
+                counts, self._counts = self._counts, {}
+            if self._closed and not batch and not counts:
+                return
+            try:
+                with self._db_lock:
+                    self._check_open()
+                    with self._transaction():
+                        self._write(batch, counts)
+                    now = self._clock.time()
+                    if now >= self._next_maintenance:
+                        self._maintain(now)
+            except sqlite3.Error as exc:
+                with self._buf_lock:  # keep the rows for the next attempt: nothing is lost
+                    self._buffer[:0] = batch
+                    for key, n in counts.items():
+                        self._counts[key] = self._counts.get(key, 0) + n
+                self.last_write_error = str(exc)
+                raise StoreError(
+                    f"writing to {self.path} failed ({exc}); rows kept in memory"
+                ) from exc
+            self.last_write_error = None
+
+    def _write(self, batch: list[Row], counts: dict[tuple[str, str], int]) -> None:
+        by_kind: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in RAW_TABLES}
+        folded: list[_rollups.Folded] = []
+        for kind, ts, zone, fields in batch:
+            offset = zone.offset(ts)
+            by_kind[kind].append((ts, offset, *fields))
+            folded.append(_rollups.Folded(kind, ts + offset, *_rollup_key(kind, fields)))
+        for kind, rows in by_kind.items():
+            if rows:
+                columns = RAW_TABLES[kind]
+                self._conn.executemany(
+                    f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    rows,
+                )
+        hourly = _rollups.fold(folded)
+        self._load_known_keys(hourly)
+        hourly = _rollups.cap_keys(hourly, self._known_keys, self.settings.max_keys_per_day)
+        for table, period, sums in (
+            ("rollup_hourly", "hour", hourly),
+            ("rollup_daily", "day", _rollups.days_of(hourly)),
+        ):
+            self._conn.executemany(
+                f"INSERT INTO {table} ({period}, kind, key, n, seconds, value) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n, "
+                "seconds = seconds + excluded.seconds, value = value + excluded.value",
+                [(*key, *values) for key, values in sums.items()],
+            )
+        self._conn.executemany(
+            "INSERT INTO daily_counts (day, name, n) VALUES (?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            [(day, name, n) for (day, name), n in counts.items()],
+        )
+
+    def _load_known_keys(self, hourly: _rollups.Sums) -> None:
+        if len(self._known_keys) > 64:
+            self._known_keys.clear()
+        for day, kind in {(hour[:10], kind) for hour, kind, _ in hourly}:
+            if (day, kind) not in self._known_keys:
+                self._known_keys[(day, kind)] = {
+                    key
+                    for (key,) in self._conn.execute(
+                        "SELECT key FROM rollup_daily WHERE day = ? AND kind = ?", (day, kind)
+                    )
+                }
+
+    def _maintain(self, now: float) -> None:
+        """Retention: drop raw rows past the window or the row cap, and old rollups."""
+        s = self.settings
+        local_now = now + self.zone.offset(now)
+        with self._transaction():
+            for table in TABLE_OF_KIND.values():
+                self._conn.execute(
+                    f"DELETE FROM {table} WHERE ts < ?", (now - s.retention_days * 86400,)
+                )
+                self._conn.execute(
+                    f"DELETE FROM {table} WHERE id <= "
+                    f"(SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (s.max_raw_rows,),
+                )
+            self._conn.execute(
+                "DELETE FROM rollup_hourly WHERE hour < ?",
+                (hour_key(local_now - s.hourly_rollup_days * 86400),),
+            )
+            oldest_day = day_key(local_now - s.daily_rollup_days * 86400)
+            self._conn.execute("DELETE FROM rollup_daily WHERE day < ?", (oldest_day,))
+            self._conn.execute("DELETE FROM daily_counts WHERE day < ?", (oldest_day,))
+        self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+        self._next_maintenance = now + _MAINTENANCE_EVERY_S
+
+    def maintain(self) -> None:
+        """Apply retention now (it also runs by itself at most hourly, on a flush)."""
+        self.flush()
+        with self._db_lock:
+            self._check_open()
+            self._maintain(self._clock.time())
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction, after the buffer so that order is kept."""
+        self.flush()
+        with self._db_lock:
+            self._check_open()
+            with self._transaction():
+                return fn(self._conn)
+
+    def delete_kinds(self, kinds: set[str]) -> None:
+        """Delete every raw row and rollup of ``kinds`` (consent withdrawn)."""
+        self.discard_buffered(kinds)
+
+        def delete(conn: sqlite3.Connection) -> None:
+            for kind in kinds:
+                conn.execute(f"DELETE FROM {TABLE_OF_KIND[kind]}")
+                conn.execute("DELETE FROM rollup_hourly WHERE kind = ?", (kind,))
+                conn.execute("DELETE FROM rollup_daily WHERE kind = ?", (kind,))
+
+        self.write(delete)
+        with self._db_lock:
+            self._known_keys.clear()
+            self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+
+    def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn`` on the database after committing the buffer, so it sees every signal."""
+        self.flush()
+        with self._db_lock:
+            self._check_open()
+            return fn(self.db)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit the buffer, stop the writer and close the file. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._shutdown()
+
+    def erase(self) -> None:
+        """Delete the database files; buffered rows are discarded, not written."""
+        with self._buf_lock:
+            self._buffer = []
+            self._counts = {}
+        self._shutdown()
+        for name in _DB_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / name).unlink()
+        with contextlib.suppress(OSError):  # the directory goes too, unless the app put files in it
+            self.data_dir.rmdir()
+
+    def _shutdown(self) -> None:
+        with self._buf_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake.set()
+        if threading.current_thread() is not self._writer:
+            self._writer.join()
+        with self._db_lock:
+            self._conn.close()
+        self._release(self.path)
+
+    def _run_writer(self) -> None:
+        interval = self.settings.flush_interval_s
+        while not self._closed:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._closed:
+                return
+            # A failed write keeps its rows in the buffer; the next round retries them.
+            with contextlib.suppress(StoreError):
+                self.flush()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise StoreError(f"{self.path}: this filesystem does not support SQLite WAL")
+            conn.execute(f"PRAGMA synchronous = {self.settings.durability.upper()}")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            migrate(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the database at {self.path}: {exc}") from exc
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("this EdgePersona was closed or erased; open a new one")
+
+    @staticmethod
+    def _claim(path: Path) -> None:
+        key = path.resolve()
+        with _OPEN_PATHS_LOCK:
+            if key in _OPEN_PATHS:
+                raise StoreError(
+                    f"{path} is already open in this process; share that EdgePersona instance "
+                    "(one writer per database)"
+                )
+            _OPEN_PATHS.add(key)
+
+    @staticmethod
+    def _release(path: Path) -> None:
+        with _OPEN_PATHS_LOCK:
+            _OPEN_PATHS.discard(path.resolve())
+
+
+def _rollup_key(kind: str, fields: tuple[Any, ...]) -> tuple[str, float, float]:
+    """(key, seconds, value) a raw row adds to its rollup."""
+    if kind == "app":  # app, category, duration_s: rollups keep categories, not app ids
+        return fields[1], fields[2] or 0.0, 0.0
+    if kind == "screen":  # name, duration_s
+        return fields[0], fields[1] or 0.0, 0.0
+    if kind == "event":  # name, value
+        return fields[0], 0.0, fields[1] or 0.0
+    return "fix", 0.0, 0.0

@@ -1,0 +1,166 @@
+"""Replay: traces go through the public API; bad rows are reported by line and skipped."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgepersona.sdk import EdgePersona, ManualClock, TraceError, replay
+from edgepersona.sdk.cli import main
+
+from ..conftest import T0
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "docs" / "traces" / "sample_day.csv"
+
+MESSY_CSV = """\ufeffts,kind,lat,lon,accuracy_m,app,name,value,duration_s,tz,extra_column
+{t0},location,48.85,2.35,10,,,,,,ignored
+{t0},location,48.85,2.35,10,,,,,,ignored
+{t1},location,nan,2.35,,,,,,,
+{t1},location,95,2.35,,,,,,,
+{t1},teleport,,,,,,,,,
+{t1},app,,,,com.whatsapp,,,,,
+{t2},app,,,,com.spotify.music,,,,,
+2026-03-02T10:00:00,event,,,,,purchase,12.5,,Europe/Paris,
+2026-03-02T10:00:00,event,,,,,purchase,12.5,,,
+{t3},event,,,,,,,,,
+{ms},event,,,,,view,,,,
+{t3},screen,,,,,home,,abc,,
+{t3},event,,,,,add_to_cart,1,,Not/AZone,
+,app,,,,com.whatsapp,,,,,
+1,2,3,4,5,6,7,8,9,10,11,12,13
+{t3},app,,,,com.reddit.frontpage,,,,,
+"""
+
+
+def messy(tmp_path: Path) -> Path:
+    path = tmp_path / "messy.csv"
+    path.write_text(
+        MESSY_CSV.format(t0=T0, t1=T0 + 60, t2=T0 + 120, t3=T0 + 300, ms=int(T0 * 1000))
+    )
+    return path
+
+
+def test_bad_rows_are_reported_by_line_and_the_rest_applied(tmp_path: Path) -> None:
+    report = replay(messy(tmp_path), tmp_path / "device").as_dict()
+    reasons = {item["line"]: item["reason"] for item in report["rejected"]}
+    assert sorted(reasons) == [4, 5, 6, 10, 11, 12, 13, 14, 15, 16]
+    assert "lat" in reasons[4] and "finite" in reasons[4]
+    assert "outside -90..90" in reasons[5]
+    assert "teleport" in reasons[6] and "accepted: location, app, screen, event" in reasons[6]
+    assert "no UTC offset" in reasons[10]
+    assert "name" in reasons[11]
+    assert "milliseconds" in reasons[12]
+    assert "duration_s" in reasons[13]
+    assert "tz" in reasons[14]
+    assert "ts" in reasons[15]
+    assert "13 cells" in reasons[16]
+    assert report["ingested"] == 5
+    assert report["duplicates"] == 1
+    assert report["counts"] == {"location": 1, "app": 3, "screen": 0, "event": 1}
+    assert report["rejected_count"] == 10
+    assert report["span"]["start"].startswith("2026-03-02T08:00:00")
+
+
+def test_a_replayed_row_is_all_or_nothing(tmp_path: Path) -> None:
+    replay(messy(tmp_path), tmp_path / "device")
+    # A clock at the trace's time: at today's date retention would rightly drop these rows.
+    with EdgePersona.open(tmp_path / "device", "check", clock=ManualClock(T0 + 600)) as sdk:
+        signals = sdk.export()["signals"]
+    assert [(r["lat"], r["lon"]) for r in signals["location"]] == [(48.85, 2.35)]
+    assert [r["app"] for r in signals["app"]] == [
+        "com.whatsapp",
+        "com.spotify.music",
+        "com.reddit.frontpage",
+    ]
+    assert signals["app"][0]["duration_s"] == 60.0
+    assert [(r["name"], r["value"], r["utc_offset"]) for r in signals["event"]] == [
+        ("purchase", 12.5, 3600),
+    ]
+
+
+def test_json_lines_gzip_and_iso_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl.gz"
+    lines = [
+        {"ts": "2026-03-02T09:00:00+01:00", "kind": "app", "app": "com.whatsapp", "duration_s": 30},
+        {"ts": T0 + 10, "kind": "location", "lat": "48.8", "lon": 2.3, "accuracy_m": 5},
+        {"ts": "2026-03-02T08:00:20Z", "kind": "EVENT", "name": "view"},
+        "not an object",
+        {"ts": T0, "kind": "location", "lat": True, "lon": 2.3},
+    ]
+    with gzip.open(path, "wt") as handle:
+        for line in lines:
+            handle.write(json.dumps(line) + "\n")
+        handle.write("{broken json\n\n")
+    report = replay(path, tmp_path / "device").as_dict()
+    assert report["counts"] == {"location": 1, "app": 1, "screen": 0, "event": 1}
+    assert [(r["line"], r["reason"][:20]) for r in report["rejected"]] == [
+        (4, "not a JSON object"),
+        (5, "lat: expected a numb"),
+        (6, "not valid JSON (Expe"),
+    ]
+
+
+def test_format_is_sniffed_without_a_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "trace"
+    path.write_text(json.dumps({"ts": T0, "kind": "event", "name": "view"}) + "\n")
+    assert replay(path, tmp_path / "device").ingested == 1
+
+
+def test_naive_iso_times_use_the_default_zone(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("ts,kind,name\n2026-03-02T09:00:00,event,view\n")
+    report = replay(path, tmp_path / "device", tz="Europe/Paris")
+    assert report.ingested == 1
+    assert report.as_dict()["span"]["start"] == "2026-03-02T08:00:00+00:00"
+
+
+def test_unreadable_traces_raise_trace_error(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="cannot read"):
+        replay(tmp_path / "missing.csv", tmp_path / "device")
+    no_header = tmp_path / "bad.csv"
+    no_header.write_text("a,b\n1,2\n")
+    with pytest.raises(TraceError, match="'ts' and 'kind'"):
+        replay(no_header, tmp_path / "device2")
+
+
+def test_cli_json_output_has_the_documented_keys(tmp_path: Path, capsys) -> None:
+    assert main(["replay", str(SAMPLE), "--json", "--data-dir", str(tmp_path / "d")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("ingested", "rejected", "counts", "span", "seconds"):
+        assert key in out
+    assert out["ingested"] > 150
+    assert {item["line"] for item in out["rejected"]} and all(
+        set(item) == {"line", "reason"} for item in out["rejected"]
+    )
+    assert (tmp_path / "d" / "edgepersona.db").exists()
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edgepersona.sdk.cli", "replay", str(tmp_path / "nope.csv")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("edgepersona replay: error: cannot read trace")
+    assert "Traceback" not in result.stderr
+    bad_zone = subprocess.run(
+        [sys.executable, "-m", "edgepersona.sdk.cli", "replay", str(SAMPLE), "--tz", "Nowhere"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad_zone.returncode == 1 and "Nowhere" in bad_zone.stderr
+
+
+def test_human_output_summarises(tmp_path: Path, capsys) -> None:
+    assert main(["replay", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "ingested" in out and "rejected" in out and "line " in out

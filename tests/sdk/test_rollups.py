@@ -1,0 +1,72 @@
+"""Rollup folding is pure: counts, seconds and values are conserved, keys stay bounded."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgepersona.sdk._rollups import OTHER_KEY, Folded, cap_keys, days_of, fold
+
+rows = st.lists(
+    st.builds(
+        Folded,
+        kind=st.sampled_from(["app", "screen", "event", "location"]),
+        local_ts=st.floats(min_value=1.6e9, max_value=1.8e9),
+        key=st.sampled_from(["a", "b", "c", "d", "e"]),
+        seconds=st.floats(min_value=0, max_value=86_400),
+        value=st.floats(min_value=-1e6, max_value=1e6),
+    ),
+    max_size=40,
+)
+
+
+def totals(sums: dict) -> tuple[float, float, float]:
+    return (
+        sum(v[0] for v in sums.values()),
+        sum(v[1] for v in sums.values()),
+        sum(v[2] for v in sums.values()),
+    )
+
+
+@given(rows)
+def test_fold_conserves_counts_seconds_and_values(batch: list[Folded]) -> None:
+    n, seconds, value = totals(fold(batch))
+    assert n == len(batch)
+    assert abs(seconds - sum(r.seconds for r in batch)) < 1e-6 * (1 + seconds)
+    assert abs(value - sum(r.value for r in batch)) < 1e-6 * (1 + abs(value))
+
+
+@given(rows)
+def test_no_hour_holds_more_than_an_hour_per_row(batch: list[Folded]) -> None:
+    for (hour, _, _), (_, seconds, _) in fold(batch).items():
+        assert len(hour) == 13
+        assert seconds <= 3600 * len(batch) + 1e-6
+
+
+@given(rows)
+def test_days_are_the_sum_of_their_hours(batch: list[Folded]) -> None:
+    hourly = fold(batch)
+    for day_total, hour_total in zip(totals(days_of(hourly)), totals(hourly), strict=True):
+        assert abs(day_total - hour_total) <= 1e-6 * (1 + abs(hour_total))
+
+
+def test_a_duration_is_split_at_hour_boundaries() -> None:
+    start = 1_772_438_400.0 + 50 * 60  # 08:50
+    hourly = fold([Folded("app", start, "social", 7200.0, 0.0)])
+    assert {hour: v[1] for (hour, _, _), v in hourly.items()} == {
+        "2026-03-02T08": 600.0,
+        "2026-03-02T09": 3600.0,
+        "2026-03-02T10": 3000.0,
+    }
+
+
+@given(rows, st.integers(min_value=1, max_value=4))
+def test_cap_keys_bounds_distinct_keys_and_conserves_totals(batch: list[Folded], cap: int) -> None:
+    hourly = fold(batch)
+    known: dict = {}
+    capped = cap_keys(hourly, known, cap)
+    assert totals(capped)[0] == totals(hourly)[0]
+    for (day, kind), keys in known.items():
+        assert len(keys - {OTHER_KEY}) <= cap
+        stored = {key for (hour, k, key) in capped if hour[:10] == day and k == kind}
+        assert stored <= keys
