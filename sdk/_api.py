@@ -233,11 +233,13 @@ class EdgePersona:
 
     def start_location(
         self, policy: Any = "responsive", *, daily_budget: int | None = None, source: Any = None
-    ) -> None:
+    ) -> bool:
         """Collect fixes through plyer's GPS with a sampling policy and a daily fix budget.
 
         ``policy``: ``"continuous"``, ``"responsive"`` (sparse while still, woken by
-        movement), ``"low_power"``, ``"off"``, or a ``SamplingPolicy``.
+        movement), ``"low_power"``, ``"off"``, or a ``SamplingPolicy``. Returns ``False``
+        without touching the GPS when the user has not granted ``location`` (no battery is
+        spent on fixes that would be dropped); revoking ``location`` stops the collector.
 
         Raises:
             InvalidSignalError: unknown policy or a budget that is not a positive integer.
@@ -246,9 +248,13 @@ class EdgePersona:
         chosen = policy_named(policy, daily_budget)
         if chosen is None:
             self._location.stop()
-            return
+            return False
+        if not self.consent.allows("location"):
+            self._drop("location", "no_consent")
+            return False
         gps = source or self._gps_source or _default_gps_source()
         self._location.start(chosen, gps)
+        return True
 
     def stop_location(self) -> None:
         """Stop the GPS subscription (nothing happens if it was not started)."""
@@ -294,13 +300,14 @@ class EdgePersona:
         }
 
     def daily_counts(self, days: int = 7) -> dict[str, dict[str, int]]:
-        """Per local day: rows stored by kind and the location collector's counters."""
+        """Per local day: ``rows.<kind>`` stored, and the location collector's counters
+        (``location.requested``, ``location.stored``, ``location.dropped.<reason>``)."""
         since = day_key(self._clock.time() + self._zone.offset(self._clock.time()) - days * 86400)
 
         def query(db: Any) -> dict[str, dict[str, int]]:
             report: dict[str, dict[str, int]] = {}
             for day, name, n in db.execute(
-                "SELECT day, kind || '.stored', SUM(n) FROM rollup_daily WHERE day > ? "
+                "SELECT day, 'rows.' || kind, SUM(n) FROM rollup_daily WHERE day > ? "
                 "GROUP BY day, kind UNION ALL "
                 "SELECT day, name, n FROM daily_counts WHERE day > ? ORDER BY 1, 2",
                 (since, since),
@@ -420,7 +427,11 @@ class EdgePersona:
     def _record_fix(
         self, lat: float, lon: float, accuracy_m: float | None, speed_mps: float | None, ts: float
     ) -> bool:
-        return self.record_location(lat, lon, accuracy_m, speed_mps, ts=ts)
+        """The collector's sink: ``False`` only for lack of consent (a repeat counts as kept)."""
+        if not self.consent.allows("location"):
+            return False
+        self.record_location(lat, lon, accuracy_m, speed_mps, ts=ts)
+        return True
 
     def _local_day(self, ts: float) -> str:
         return day_key(ts + self._zone.offset(ts))

@@ -9,51 +9,55 @@ time-of-day shares stay right; its count goes to the hour it started in.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from ._localtime import hour_key
 
 OTHER_KEY = "(other)"
 
 
-class Folded(NamedTuple):
-    kind: str
-    local_ts: float
-    key: str
-    seconds: float
-    value: float
-
-
+# (local_ts, key, seconds, value) of one raw row, local_ts being UTC seconds plus its offset
+Folded = tuple[float, str, float, float]
 Sums = dict[tuple[str, str, str], list[float]]  # (hour or day, kind, key) -> [n, seconds, value]
 
 
-def fold(rows: Iterable[Folded]) -> Sums:
-    """Hourly sums of ``rows``, keyed by local hour ``YYYY-MM-DDTHH``."""
-    hourly: Sums = {}
-    hour_names: dict[int, str] = {}
-    for kind, local_ts, key, seconds, value in rows:
-        start = local_ts
-        remaining = seconds
-        first = True
-        while True:
-            slot = int(start // 3600)
-            hour = hour_names.get(slot)
-            if hour is None:
-                hour = hour_names[slot] = hour_key(slot * 3600)
-            in_hour = min(remaining, (slot + 1) * 3600 - start)
-            sums = hourly.get((hour, kind, key))
-            if sums is None:
-                sums = hourly[(hour, kind, key)] = [0, 0.0, 0.0]
-            if first:
-                sums[0] += 1
-                sums[2] += value
-                first = False
-            sums[1] += in_hour
+def fold(kind: str, rows: Iterable[Folded], into: dict[tuple[int, str, str], list[float]]) -> None:
+    """Add ``rows`` of ``kind`` to ``into``, keyed by (local hour number, kind, key).
+
+    Hours stay integers here (this runs once per signal); ``named`` turns them into
+    ``YYYY-MM-DDTHH`` once per distinct hour.
+    """
+    for local_ts, key, seconds, value in rows:
+        slot = int(local_ts // 3600)
+        sums = into.get((slot, kind, key))
+        if sums is None:
+            sums = into[(slot, kind, key)] = [0, 0.0, 0.0]
+        sums[0] += 1
+        sums[2] += value
+        if seconds <= 0:
+            continue
+        in_hour = min(seconds, (slot + 1) * 3600 - local_ts)
+        sums[1] += in_hour
+        remaining = seconds - in_hour
+        while remaining > 0:
+            slot += 1
+            in_hour = min(remaining, 3600.0)
+            later = into.get((slot, kind, key))
+            if later is None:
+                later = into[(slot, kind, key)] = [0, 0.0, 0.0]
+            later[1] += in_hour
             remaining -= in_hour
-            if remaining <= 0:
-                break
-            start = (slot + 1) * 3600
-    return hourly
+
+
+def named(hourly: dict[tuple[int, str, str], list[float]]) -> Sums:
+    """Hour numbers to ``YYYY-MM-DDTHH`` keys."""
+    names: dict[int, str] = {}
+    out: Sums = {}
+    for (slot, kind, key), sums in hourly.items():
+        hour = names.get(slot)
+        if hour is None:
+            hour = names[slot] = hour_key(slot * 3600)
+        out[(hour, kind, key)] = sums
+    return out
 
 
 def days_of(hourly: Sums) -> Sums:

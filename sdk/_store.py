@@ -114,11 +114,10 @@ class Store:
                 raise StoreClosedError("this EdgePersona was closed; open a new one")
             self._buffer.append((kind, ts, zone, fields))
             size = len(self._buffer)
-        if size >= self.settings.flush_max_rows:
-            if size >= self.settings.max_buffered_rows:
-                self.flush()  # the writer is not keeping up: the caller pays, memory stays bounded
-            else:
-                self._wake.set()
+        if size == self.settings.flush_max_rows:
+            self._wake.set()  # once per batch: setting an Event costs more than the append
+        elif size >= self.settings.max_buffered_rows:
+            self.flush()  # the writer is not keeping up: the caller pays, memory stays bounded
 
     def count(self, name: str, ts: float, n: int = 1) -> None:
         """Add ``n`` to the counter ``name`` of the local day of ``ts``; written with the buffer."""
@@ -164,20 +163,24 @@ class Store:
 
     def _write(self, batch: list[Row], counts: dict[tuple[str, str], int]) -> None:
         by_kind: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in RAW_TABLES}
-        folded: list[_rollups.Folded] = []
+        last_zone, last_slot, offset = None, -1.0, 0
         for kind, ts, zone, fields in batch:
-            offset = zone.offset(ts)
+            slot = ts // 900  # offsets only change on quarter hours: skip the lookup mostly
+            if zone is not last_zone or slot != last_slot:
+                offset, last_zone, last_slot = zone.offset(ts), zone, slot
             by_kind[kind].append((ts, offset, *fields))
-            folded.append(_rollups.Folded(kind, ts + offset, *_rollup_key(kind, fields)))
+        hourly_slots: dict[tuple[int, str, str], list[float]] = {}
         for kind, rows in by_kind.items():
-            if rows:
-                columns = RAW_TABLES[kind]
-                self._conn.executemany(
-                    f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))})",
-                    rows,
-                )
-        hourly = _rollups.fold(folded)
+            if not rows:
+                continue
+            columns = RAW_TABLES[kind]
+            self._conn.executemany(
+                f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                rows,
+            )
+            _rollups.fold(kind, _rollup_rows(kind, rows), hourly_slots)
+        hourly = _rollups.named(hourly_slots)
         self._load_known_keys(hourly)
         hourly = _rollups.cap_keys(hourly, self._known_keys, self.settings.max_keys_per_day)
         for table, period, sums in (
@@ -229,7 +232,7 @@ class Store:
             oldest_day = day_key(local_now - s.daily_rollup_days * 86400)
             self._conn.execute("DELETE FROM rollup_daily WHERE day < ?", (oldest_day,))
             self._conn.execute("DELETE FROM daily_counts WHERE day < ?", (oldest_day,))
-        self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+        self._conn.executescript("PRAGMA incremental_vacuum;")  # steps to completion
         self._next_maintenance = now + _MAINTENANCE_EVERY_S
 
     def maintain(self) -> None:
@@ -260,7 +263,7 @@ class Store:
         self.write(delete)
         with self._db_lock:
             self._known_keys.clear()
-            self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+            self._conn.executescript("PRAGMA incremental_vacuum;")  # steps to completion
 
     def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``fn`` on the database after committing the buffer, so it sees every signal."""
@@ -307,7 +310,8 @@ class Store:
     def _run_writer(self) -> None:
         interval = self.settings.flush_interval_s
         while not self._closed:
-            self._wake.wait(interval)
+            if len(self._buffer) < self.settings.flush_max_rows:  # else a batch is due now
+                self._wake.wait(interval)
             self._wake.clear()
             if self._closed:
                 return
@@ -362,12 +366,15 @@ class Store:
             _OPEN_PATHS.discard(path.resolve())
 
 
-def _rollup_key(kind: str, fields: tuple[Any, ...]) -> tuple[str, float, float]:
-    """(key, seconds, value) a raw row adds to its rollup."""
-    if kind == "app":  # app, category, duration_s: rollups keep categories, not app ids
-        return fields[1], fields[2] or 0.0, 0.0
-    if kind == "screen":  # name, duration_s
-        return fields[0], fields[1] or 0.0, 0.0
-    if kind == "event":  # name, value
-        return fields[0], 0.0, fields[1] or 0.0
-    return "fix", 0.0, 0.0
+def _rollup_rows(kind: str, rows: list[tuple[Any, ...]]) -> list[_rollups.Folded]:
+    """(local_ts, key, seconds, value) of raw rows ``(ts, utc_offset, *fields)`` of ``kind``.
+
+    Apps roll up by category, never by app id; screens and events by name; fixes by count.
+    """
+    if kind == "app":
+        return [(ts + off, category, d or 0.0, 0.0) for ts, off, _, category, d in rows]
+    if kind == "screen":
+        return [(ts + off, name, d or 0.0, 0.0) for ts, off, name, d in rows]
+    if kind == "event":
+        return [(ts + off, name, 0.0, v or 0.0) for ts, off, name, v in rows]
+    return [(ts + off, "fix", 0.0, 0.0) for ts, off, *_ in rows]

@@ -108,7 +108,8 @@ def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
 def parse(row: dict[str, Any], default_tz: str | None) -> Signal:
     """One raw row to a ``Signal``; raises ``InvalidSignalError`` naming the bad field."""
     kind = _text(row, "kind")
-    kind = kind.strip().lower() if kind else kind
+    if kind not in KINDS and kind:
+        kind = kind.strip().lower()
     if kind not in KINDS:
         raise InvalidSignalError("kind", f"{kind!r:.40} is unknown; accepted: {', '.join(KINDS)}")
     tz = _text(row, "tz") or default_tz
@@ -142,11 +143,11 @@ def parse(row: dict[str, Any], default_tz: str | None) -> Signal:
 
 def _text(row: dict[str, Any], field: str) -> str | None:
     raw = row.get(field)
-    if raw is None or raw == "":
+    if type(raw) is str:
+        return raw or None
+    if raw is None:
         return None
-    if not isinstance(raw, str):
-        raise InvalidSignalError(field, f"expected text, got {type(raw).__name__}")
-    return raw
+    raise InvalidSignalError(field, f"expected text, got {type(raw).__name__}")
 
 
 def _required_text(row: dict[str, Any], field: str) -> str:
@@ -158,20 +159,19 @@ def _required_text(row: dict[str, Any], field: str) -> str:
 
 def _number(row: dict[str, Any], field: str, required: bool = False) -> float | None:
     raw = row.get(field)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        if required:
-            raise InvalidSignalError(field, "missing; this kind of row needs it")
-        return None
-    if isinstance(raw, bool):
-        raise InvalidSignalError(field, f"expected a number, got {raw!r}")
-    if isinstance(raw, (int, float)):
-        return float(raw)
-    if isinstance(raw, str):
+    if type(raw) is str and raw:
         try:
             return float(raw)
         except ValueError:
-            pass
-    raise InvalidSignalError(field, f"expected a number, got {raw!r:.40}")
+            if raw.strip():
+                raise InvalidSignalError(field, f"expected a number, got {raw!r:.40}") from None
+    elif type(raw) is float or type(raw) is int:
+        return float(raw)
+    elif raw is not None and raw != "":
+        raise InvalidSignalError(field, f"expected a number, got {raw!r:.40}")
+    if required:
+        raise InvalidSignalError(field, "missing; this kind of row needs it")
+    return None
 
 
 def _timestamp(raw: Any, tz: str | None) -> tuple[float, str | None]:

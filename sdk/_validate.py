@@ -38,6 +38,8 @@ def _number(field: str, value: object) -> float:
 
 def timestamp(value: object, now: float) -> float:
     """Unix seconds, not before 2000-01-01 and at most a day after ``now``."""
+    if type(value) is float and EARLIEST_TS <= value <= now + MAX_FUTURE_S:
+        return value  # the common case, decided in two comparisons (NaN fails them)
     ts = _number("ts", value)
     if ts < EARLIEST_TS:
         raise InvalidSignalError(
@@ -54,6 +56,8 @@ def timestamp(value: object, now: float) -> float:
 
 
 def latitude(value: object) -> float:
+    if type(value) is float and -90.0 <= value <= 90.0:
+        return value
     lat = _number("lat", value)
     if not -90.0 <= lat <= 90.0:
         raise InvalidSignalError("lat", f"{lat} is outside -90..90; accepted: -90 to 90 degrees")
@@ -61,6 +65,8 @@ def latitude(value: object) -> float:
 
 
 def longitude(value: object) -> float:
+    if type(value) is float and -180.0 <= value <= 180.0:
+        return value
     lon = _number("lon", value)
     if not -180.0 <= lon <= 180.0:
         raise InvalidSignalError("lon", f"{lon} is outside; accepted: -180 to 180 degrees")
@@ -68,8 +74,8 @@ def longitude(value: object) -> float:
 
 
 def accuracy(value: object) -> float | None:
-    if value is None:
-        return None
+    if value is None or (type(value) is float and 0.0 < value <= MAX_ACCURACY_M):
+        return value  # type: ignore[return-value]
     acc = _number("accuracy_m", value)
     if not 0.0 < acc <= MAX_ACCURACY_M:
         raise InvalidSignalError(
@@ -79,8 +85,8 @@ def accuracy(value: object) -> float | None:
 
 
 def speed(value: object) -> float | None:
-    if value is None:
-        return None
+    if value is None or (type(value) is float and 0.0 <= value <= MAX_SPEED_MPS):
+        return value  # type: ignore[return-value]
     mps = _number("speed_mps", value)
     if not 0.0 <= mps <= MAX_SPEED_MPS:
         raise InvalidSignalError(
@@ -90,8 +96,8 @@ def speed(value: object) -> float | None:
 
 
 def duration(value: object) -> float | None:
-    if value is None:
-        return None
+    if value is None or (type(value) is float and 0.0 <= value <= MAX_DURATION_S):
+        return value  # type: ignore[return-value]
     seconds = _number("duration_s", value)
     if not 0.0 <= seconds <= MAX_DURATION_S:
         raise InvalidSignalError(
@@ -101,16 +107,24 @@ def duration(value: object) -> float | None:
 
 
 def value(raw: object) -> float | None:
-    if raw is None:
-        return None
+    if raw is None or (type(raw) is float and -MAX_ABS_VALUE <= raw <= MAX_ABS_VALUE):
+        return raw  # type: ignore[return-value]
     number = _number("value", raw)
     if abs(number) > MAX_ABS_VALUE:
         raise InvalidSignalError("value", f"{number} is too large; accepted: -1e12 to 1e12")
     return number
 
 
+# Strings that passed a check already: names and app ids repeat all day, the regex need not.
+_CHECKED_NAMES: set[str] = set()
+_CHECKED_APPS: set[str] = set()
+_CHECKED_MAX = 4096
+
+
 def name(field: str, raw: object) -> str:
     """A screen or event name: 1-64 characters of letters, digits, space and ``_.:/-``."""
+    if type(raw) is str and raw in _CHECKED_NAMES:
+        return raw
     if not isinstance(raw, str):
         raise InvalidSignalError(field, f"expected a string, got {type(raw).__name__}")
     if not raw or len(raw) > MAX_NAME_LEN:
@@ -119,11 +133,15 @@ def name(field: str, raw: object) -> str:
         raise InvalidSignalError(
             field, f"{raw!r} has other characters; accepted: letters, digits, space and _ . : / -"
         )
+    if len(_CHECKED_NAMES) < _CHECKED_MAX:
+        _CHECKED_NAMES.add(raw)
     return raw
 
 
 def app_id(raw: object) -> str:
     """An app package id such as ``com.whatsapp``: 1-255 letters, digits and ``_.-``."""
+    if type(raw) is str and raw in _CHECKED_APPS:
+        return raw
     if not isinstance(raw, str):
         raise InvalidSignalError("app", f"expected a package id string, got {type(raw).__name__}")
     if not raw or len(raw) > MAX_APP_LEN:
@@ -132,4 +150,6 @@ def app_id(raw: object) -> str:
         raise InvalidSignalError(
             "app", f"{raw!r:.80} is not a package id; accepted: letters, digits and _ . -"
         )
+    if len(_CHECKED_APPS) < _CHECKED_MAX:
+        _CHECKED_APPS.add(raw)
     return raw

@@ -117,8 +117,13 @@ def collector(sink: Sink, clock: ManualClock) -> LocationCollector:
     return LocationCollector(sink.record, sink.count, clock, local_day_at(0))
 
 
-def walk(gps: FakeGps, clock: ManualClock, points: list[tuple[float, float]], every_s: float,
-         **extra: Any) -> None:
+def walk(
+    gps: FakeGps,
+    clock: ManualClock,
+    points: list[tuple[float, float]],
+    every_s: float,
+    **extra: Any,
+) -> None:
     """Deliver one fix per point, ``every_s`` apart, the first one now."""
     for i, point in enumerate(points):
         if i:
@@ -139,7 +144,7 @@ def test_policy_named_resolves_names_budgets_and_off() -> None:
     assert policy_named("off") is None
     assert policy_named("responsive") is RESPONSIVE
     assert policy_named("low_power", daily_budget=7).daily_budget == 7  # type: ignore[union-attr]
-    custom = dataclasses.replace(RESPONSIVE, name="mine")
+    custom = SamplingPolicy("commute", 10.0, 10.0, None, 0.0, 60.0, 50.0, 100)
     assert policy_named(custom) is custom
 
 
@@ -493,14 +498,11 @@ def test_dwell_holds_within_the_radius_at_walking_pace(
         assert (new_anchor, still) == (anchor, elapsed >= 300)
 
 
-@given(points, st.floats(76, 1e6))
-def test_dwell_restarts_beyond_the_radius(a: tuple[float, float], metres: float) -> None:
-    anchor = Fix(a[0], a[1], T0)
-    far = Fix(a[0], a[1], T0 + 3600)
-    lat = a[0] + metres / METRES_PER_DEGREE_LAT
-    far = far._replace(lat=lat if lat <= 90 else a[0] - metres / METRES_PER_DEGREE_LAT)
-    if haversine_m(anchor.lat, anchor.lon, far.lat, far.lon) > 75:
-        assert dwell(anchor, far, radius_m=75, after_s=300) == (far, False)
+@given(st.floats(-80, 80), longitudes, st.floats(76, 1e6))
+def test_dwell_restarts_beyond_the_radius(lat: float, lon: float, metres: float) -> None:
+    anchor = Fix(lat, lon, T0)
+    far = Fix(lat + metres / METRES_PER_DEGREE_LAT, lon, T0 + 3600)
+    assert dwell(anchor, far, radius_m=75, after_s=300) == (far, False)
 
 
 @given(st.floats(T0 - 1e8, T0 + 1e8), st.integers(-48, 56))
