@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from edgepersona.sdk import EdgePersona, ManualClock, TraceError, replay
+from edgepersona.sdk import EdgePersona, InvalidSignalError, ManualClock, TraceError, _trace, replay
 from edgepersona.sdk.cli import main
 
 from ..conftest import T0
@@ -164,3 +166,55 @@ def test_human_output_summarises(tmp_path: Path, capsys) -> None:
     assert main(["replay", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "ingested" in out and "rejected" in out and "line " in out
+
+
+json_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+row_keys = st.sampled_from(
+    [
+        "ts",
+        "kind",
+        "lat",
+        "lon",
+        "accuracy_m",
+        "speed_mps",
+        "app",
+        "category",
+        "name",
+        "value",
+        "duration_s",
+        "tz",
+        "other",
+    ]
+)
+
+
+@given(st.dictionaries(row_keys, json_values, max_size=8))
+def test_parse_gives_a_signal_or_a_field_error(row: dict) -> None:
+    try:
+        signal = _trace.parse(row, None)
+    except InvalidSignalError as exc:
+        assert exc.field in {*row, "ts", "kind", "lat", "lon", "app", "name"}  # noqa: PT017
+    else:
+        assert signal.kind in _trace.KINDS
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=400))
+def test_replay_of_arbitrary_bytes_reports_or_refuses(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(b"ts,kind,lat,lon,app,name,value\n" + data)
+    report = replay(path, tmp_path / "device")  # no exception, whatever the bytes
+    stream, kind = _trace.open_trace(path)
+    with stream:
+        rows = sum(1 for _ in _trace.records(stream, kind))
+    assert report.ingested + report.duplicates + report.rejected_count == rows
