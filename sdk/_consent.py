@@ -120,4 +120,4 @@ def _checked(purpose: object) -> str:
         raise InvalidPurposeError(
             f"unknown consent purpose {purpose!r}; accepted: {', '.join(PURPOSES)}"
         )
-    return purpose  # type: ignore[return-value]
+    return purpose

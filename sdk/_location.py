@@ -148,13 +148,13 @@ def default_gps_source() -> GpsSource:
         LocationUnavailableError: plyer is not installed.
     """
     try:
-        from plyer import gps  # type: ignore[import-untyped]
+        from plyer import gps
     except ImportError as exc:
         raise LocationUnavailableError(
             "plyer is not installed: pip install 'edgepersona[sdk]' to collect GPS fixes, "
             "or feed fixes from your own location code with record_location()"
         ) from exc
-    return gps  # type: ignore[no-any-return]
+    return gps
 
 
 class Fix(NamedTuple):

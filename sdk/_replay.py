@@ -8,13 +8,14 @@ reported with its line number, and the replay goes on.
 
 from __future__ import annotations
 
+import io
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import _trace
 from ._api import EdgePersona
@@ -104,7 +105,7 @@ def replay(
         dropped_before = sdk.stats()["dropped"]
         for number, row in _trace.records(stream, kind):
             if progress is not None and number % 65536 == 0:
-                progress(stream.buffer.tell())
+                progress(cast(io.BufferedIOBase, stream.buffer).tell())
             if isinstance(row, str):
                 report.reject(number, row)
                 continue

@@ -34,7 +34,7 @@ class Signal(NamedTuple):
     kwargs: dict[str, Any]
 
 
-def open_trace(path: Path) -> tuple[IO[str], str]:
+def open_trace(path: Path) -> tuple[io.TextIOWrapper, str]:
     """The trace as a text stream (``.gz`` transparently, BOM skipped) and its format.
 
     The format comes from the suffix (``.csv``, ``.jsonl``/``.ndjson``/``.json``) or, failing

@@ -75,7 +75,7 @@ def longitude(value: object) -> float:
 
 def accuracy(value: object) -> float | None:
     if value is None or (type(value) is float and 0.0 < value <= MAX_ACCURACY_M):
-        return value  # type: ignore[return-value]
+        return value
     acc = _number("accuracy_m", value)
     if not 0.0 < acc <= MAX_ACCURACY_M:
         raise InvalidSignalError(
@@ -86,7 +86,7 @@ def accuracy(value: object) -> float | None:
 
 def speed(value: object) -> float | None:
     if value is None or (type(value) is float and 0.0 <= value <= MAX_SPEED_MPS):
-        return value  # type: ignore[return-value]
+        return value
     mps = _number("speed_mps", value)
     if not 0.0 <= mps <= MAX_SPEED_MPS:
         raise InvalidSignalError(
@@ -97,7 +97,7 @@ def speed(value: object) -> float | None:
 
 def duration(value: object) -> float | None:
     if value is None or (type(value) is float and 0.0 <= value <= MAX_DURATION_S):
-        return value  # type: ignore[return-value]
+        return value
     seconds = _number("duration_s", value)
     if not 0.0 <= seconds <= MAX_DURATION_S:
         raise InvalidSignalError(
@@ -108,7 +108,7 @@ def duration(value: object) -> float | None:
 
 def value(raw: object) -> float | None:
     if raw is None or (type(raw) is float and -MAX_ABS_VALUE <= raw <= MAX_ABS_VALUE):
-        return raw  # type: ignore[return-value]
+        return raw
     number = _number("value", raw)
     if abs(number) > MAX_ABS_VALUE:
         raise InvalidSignalError("value", f"{number} is too large; accepted: -1e12 to 1e12")
