@@ -12,10 +12,12 @@ from ._store import StoreSettings
 from ._types import LocalTime
 from .clock import Clock, ManualClock, SystemClock
 from .errors import (
+    ConditionError,
     EdgePersonaError,
     InvalidPurposeError,
     InvalidSignalError,
     LocationUnavailableError,
+    ModelError,
     StoreClosedError,
     StoreError,
     TraceError,
@@ -27,6 +29,7 @@ __all__ = [
     "PRESETS",
     "PURPOSES",
     "Clock",
+    "ConditionError",
     "EdgePersona",
     "EdgePersonaError",
     "InvalidPurposeError",
@@ -34,6 +37,7 @@ __all__ = [
     "LocalTime",
     "LocationUnavailableError",
     "ManualClock",
+    "ModelError",
     "ReplayReport",
     "SamplingPolicy",
     "StoreClosedError",

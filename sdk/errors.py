@@ -8,7 +8,9 @@
     ├── LocationUnavailableError this platform has no GPS through plyer
     ├── StoreError               the on-device database cannot be opened, migrated or written
     │   └── StoreClosedError     the instance was closed or erased
-    └── TraceError               a trace file cannot be read at all (bad rows are reported)
+    ├── TraceError               a trace file cannot be read at all (bad rows are reported)
+    ├── ModelError               a persona model or bundle is malformed or cannot run
+    └── ConditionError           a playbook or fence condition is not valid (a ValueError)
 
 Messages say what was wrong and what is accepted, so an app developer can fix the call
 without reading the source.
@@ -21,6 +23,8 @@ __all__ = [
     "InvalidPurposeError",
     "InvalidSignalError",
     "LocationUnavailableError",
+    "ConditionError",
+    "ModelError",
     "StoreClosedError",
     "StoreError",
     "TraceError",
@@ -61,3 +65,18 @@ class StoreClosedError(StoreError):
 
 class TraceError(EdgePersonaError):
     """A trace file cannot be read at all (missing, unreadable, no header)."""
+
+
+class ModelError(EdgePersonaError):
+    """A persona model or bundle is malformed, unsupported or gives insane outputs."""
+
+
+class ConditionError(EdgePersonaError, ValueError):
+    """A condition expression (playbook rule or fence) cannot be parsed or evaluated.
+
+    ``position`` is the character offset of the problem in the expression, when known.
+    """
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message if position is None else f"{message} (at character {position})")
+        self.position = position
