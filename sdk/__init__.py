@@ -8,8 +8,8 @@ from ._categories import CATEGORIES
 from ._consent import PURPOSES
 from ._location import PRESETS, SamplingPolicy
 from ._replay import ReplayReport, replay
-from ._store import StoreSettings
-from ._types import LocalTime
+from ._store import Settings
+from ._types import Decision, LocalTime, Moment, PersonaEstimate
 from .clock import Clock, ManualClock, SystemClock
 from .errors import (
     ConditionError,
@@ -30,6 +30,7 @@ __all__ = [
     "PURPOSES",
     "Clock",
     "ConditionError",
+    "Decision",
     "EdgePersona",
     "EdgePersonaError",
     "InvalidPurposeError",
@@ -38,11 +39,13 @@ __all__ = [
     "LocationUnavailableError",
     "ManualClock",
     "ModelError",
+    "Moment",
+    "PersonaEstimate",
     "ReplayReport",
     "SamplingPolicy",
+    "Settings",
     "StoreClosedError",
     "StoreError",
-    "StoreSettings",
     "SystemClock",
     "TraceError",
     "replay",

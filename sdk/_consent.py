@@ -13,9 +13,15 @@ from .errors import InvalidPurposeError
 
 PURPOSES = ("personalization", "location", "sync")
 KINDS_OF_PURPOSE: dict[str, frozenset[str]] = {
-    "personalization": frozenset({"app", "screen", "event"}),
+    "personalization": frozenset({"app", "screen", "event", "session", "decision", "feedback"}),
     "location": frozenset({"location"}),
     "sync": frozenset(),
+}
+# What the device derived from a purpose's signals goes with them.
+TABLES_OF_PURPOSE: dict[str, tuple[str, ...]] = {
+    "personalization": ("corrections",),
+    "location": ("stays", "places"),
+    "sync": (),
 }
 
 
@@ -90,9 +96,7 @@ class Consent:
         now = self._clock.time()
         with self._lock:
             if not granted:
-                # Stop collection before deleting, so nothing slips in between.
-                self._granted[purpose] = False
-                self._on_revoke(purpose)
+                self._granted[purpose] = False  # stop collecting before deleting
 
             def write(conn: sqlite3.Connection) -> None:
                 conn.execute(
@@ -111,8 +115,9 @@ class Consent:
             self._store.write(write)
             if granted:
                 self._granted[purpose] = True
-            elif KINDS_OF_PURPOSE[purpose]:
-                self._store.delete_kinds(set(KINDS_OF_PURPOSE[purpose]))
+            else:
+                self._store.delete_kinds(set(KINDS_OF_PURPOSE[purpose]), TABLES_OF_PURPOSE[purpose])
+                self._on_revoke(purpose)  # in-memory state follows what remains on disk
 
 
 def _checked(purpose: object) -> str:

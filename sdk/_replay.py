@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from . import _trace
 from ._api import EdgePersona
+from ._validate import EARLIEST_TS
 from ._validate import timestamp as check_timestamp
 from .clock import ManualClock, SystemClock
 from .errors import InvalidSignalError
@@ -44,6 +45,11 @@ class ReplayReport:
     consent_granted: list[str] = field(default_factory=list)
     data_dir: str | None = None
     daily_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    places: list[dict[str, Any]] = field(default_factory=list)
+    features: dict[str, float] = field(default_factory=dict)
+    persona: dict[str, Any] | None = None
+    moment: dict[str, Any] = field(default_factory=dict)
+    model_version: int | None = None
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_count += 1
@@ -67,6 +73,20 @@ class ReplayReport:
             "consent_granted_by_replay": self.consent_granted,
             "data_dir": self.data_dir,
             "daily_counts": self.daily_counts,
+            "places": [
+                {
+                    **place,
+                    "visits": [
+                        {**visit, "start": _iso(visit["start"]), "end": _iso(visit["end"])}
+                        for visit in place["visits"]
+                    ],
+                }
+                for place in self.places
+            ],
+            "features": self.features,
+            "persona": self.persona,
+            "moment": self.moment,
+            "model_version": self.model_version,
         }
 
 
@@ -88,7 +108,7 @@ def replay(
     """
     report = ReplayReport(trace=str(trace))
     wall_now = SystemClock().time()
-    clock = ManualClock(0.0)
+    clock = ManualClock(EARLIEST_TS)  # moves with the trace's rows
     stream, kind = _trace.open_trace(trace)
     started = time.perf_counter()
     with stream, EdgePersona.open(data_dir, "edgepersona-replay", clock=clock, tz=tz) as sdk:
@@ -132,6 +152,17 @@ def replay(
         )
         sdk.flush()
         report.daily_counts = sdk.daily_counts(days=10_000)
+        report.places = sdk.places()
+        report.features = sdk.features()
+        report.moment = sdk.context().as_dict() if report.ingested else {}
+        estimate = sdk.persona()
+        if estimate is not None:
+            report.persona = {
+                "id": estimate.id,
+                "name": estimate.name,
+                "probabilities": estimate.probabilities,
+            }
+            report.model_version = estimate.model_version
     report.seconds = time.perf_counter() - started
     report.data_dir = str(data_dir)
     return report

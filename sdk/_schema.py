@@ -18,12 +18,31 @@ RAW_TABLES: dict[str, tuple[str, ...]] = {
     "app": ("ts", "utc_offset", "app", "category", "duration_s"),
     "screen": ("ts", "utc_offset", "name", "duration_s"),
     "event": ("ts", "utc_offset", "name", "value"),
+    # What decide() chose and how the user answered: buffered like signals, so deciding
+    # never waits for a commit; kept for sync and for offline evaluation of new policies.
+    "decision": (
+        "ts",
+        "utc_offset",
+        "decision_id",
+        "surface",
+        "persona",
+        "variant",
+        "offers",
+        "shown",
+        "propensity",
+        "model_version",
+    ),
+    "feedback": ("ts", "utc_offset", "decision_id", "offer_id", "outcome", "persona"),
 }
+# Kinds kept only as rollups: an app session (a foreground run split by 5-minute gaps).
+ROLLUP_ONLY_KINDS = ("session",)
 TABLE_OF_KIND = {
     "location": "locations",
     "app": "app_usage",
     "screen": "screens",
     "event": "events",
+    "decision": "decisions",
+    "feedback": "feedback",
 }
 
 _V1 = """
@@ -62,7 +81,30 @@ CREATE TABLE daily_counts (
     PRIMARY KEY (day, name)) WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# v2: what the device infers (stays, places), what the user corrected, and what it decided.
+_V2 = """
+CREATE TABLE stays (
+    id INTEGER PRIMARY KEY, start REAL NOT NULL, end REAL NOT NULL, utc_offset INTEGER NOT NULL,
+    lat REAL NOT NULL, lon REAL NOT NULL, n INTEGER NOT NULL, place_id INTEGER NOT NULL);
+CREATE INDEX stays_end ON stays (end);
+CREATE TABLE places (
+    id INTEGER PRIMARY KEY, lat REAL NOT NULL, lon REAL NOT NULL, visits INTEGER NOT NULL,
+    dwell_s REAL NOT NULL, night_s REAL NOT NULL, workday_s REAL NOT NULL, label_override TEXT);
+CREATE TABLE corrections (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, utc_offset INTEGER NOT NULL,
+    decision_id TEXT NOT NULL, surface TEXT NOT NULL, persona TEXT, variant TEXT NOT NULL,
+    offers TEXT NOT NULL, shown TEXT, propensity REAL, model_version INTEGER NOT NULL);
+CREATE INDEX decisions_decision_id ON decisions (decision_id);
+CREATE INDEX decisions_ts ON decisions (ts);
+CREATE TABLE feedback (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, utc_offset INTEGER NOT NULL,
+    decision_id TEXT NOT NULL, offer_id TEXT NOT NULL, outcome TEXT NOT NULL, persona TEXT);
+CREATE INDEX feedback_ts ON feedback (ts);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

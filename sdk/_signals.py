@@ -59,3 +59,35 @@ class ForegroundStream:
         # A successor that is older than the open row (out-of-order input) gives no duration.
         duration = min(end - row.ts, self._cap_s) if end >= row.ts else None
         return ClosedRow(row.ts, row.zone, (*row.fields, duration))
+
+
+class SessionTracker:
+    """Groups closed app rows into sessions: a gap over ``gap_s`` starts a new one."""
+
+    def __init__(self, gap_s: float = 300.0) -> None:
+        self._gap_s = gap_s
+        self._open: tuple[float, float, Zone] | None = None  # start, end, zone
+
+    def add(self, row: ClosedRow) -> ClosedRow | None:
+        """The session this row ended, as a ``("all", duration_s)`` row, if any."""
+        end = row.ts + (row.fields[-1] or 0.0)
+        current = self._open
+        if current is None:
+            self._open = (row.ts, end, row.zone)
+            return None
+        start, current_end, zone = current
+        if start <= row.ts <= current_end + self._gap_s:
+            self._open = (start, max(current_end, end), zone)
+            return None
+        self._open = (row.ts, end, row.zone)
+        return ClosedRow(start, zone, ("all", current_end - start))
+
+    def close(self) -> list[ClosedRow]:
+        current, self._open = self._open, None
+        if current is None:
+            return []
+        start, end, zone = current
+        return [ClosedRow(start, zone, ("all", end - start))]
+
+    def discard(self) -> None:
+        self._open = None

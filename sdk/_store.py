@@ -27,7 +27,7 @@ import sqlite_utils
 
 from . import _rollups
 from ._localtime import Zone, day_key, hour_key
-from ._schema import RAW_TABLES, TABLE_OF_KIND, migrate
+from ._schema import RAW_TABLES, ROLLUP_ONLY_KINDS, TABLE_OF_KIND, migrate
 from .clock import Clock
 from .errors import StoreClosedError, StoreError
 
@@ -40,8 +40,11 @@ _OPEN_PATHS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
-class StoreSettings:
-    """How much the device keeps and how often it writes. Defaults suit a phone."""
+class Settings:
+    """How much the device keeps, how often it writes, how far back it looks.
+
+    Defaults suit a phone; every field is validated when the object is made.
+    """
 
     retention_days: float = 35.0  # raw rows older than this are deleted (rollups keep them)
     hourly_rollup_days: float = 90.0
@@ -52,6 +55,7 @@ class StoreSettings:
     flush_max_rows: int = 1_000
     max_buffered_rows: int = 50_000  # past this a track call commits itself (backpressure)
     foreground_cap_s: float = 1_800.0  # an app row with no successor counts at most this long
+    feature_window_days: int = 28  # features and the persona look at this many local days
     durability: str = "normal"  # "normal" or "full" (fsync every commit)
 
     def __post_init__(self) -> None:
@@ -66,18 +70,28 @@ class StoreSettings:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_raw_rows", "max_keys_per_day", "flush_max_rows", "max_buffered_rows"):
+        for name in (
+            "max_raw_rows",
+            "max_keys_per_day",
+            "flush_max_rows",
+            "max_buffered_rows",
+            "feature_window_days",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
 
 Row = tuple[str, float, Zone, tuple[Any, ...]]  # kind, ts, zone of the signal, kind's fields
+# Committed rows per kind, each ``(ts, utc_offset, *fields)``, in the order they were tracked.
+Batch = dict[str, list[tuple[Any, ...]]]
+InTransaction = Callable[[Batch, sqlite3.Connection], None]
+AfterCommit = Callable[[_rollups.Sums], None]
 
 
 class Store:
     """SQLite store with a buffered single writer; see the module docstring for guarantees."""
 
-    def __init__(self, data_dir: Path, clock: Clock, settings: StoreSettings, zone: Zone) -> None:
+    def __init__(self, data_dir: Path, clock: Clock, settings: Settings, zone: Zone) -> None:
         self.data_dir = data_dir
         self.path = data_dir / DB_NAME
         self.settings = settings
@@ -92,6 +106,9 @@ class Store:
         self._next_maintenance = 0.0
         self._closed = False
         self.last_write_error: str | None = None
+        # Derived state (places, activity) hooks into every commit: one pass over new rows.
+        self.in_transaction: list[InTransaction] = []
+        self.after_commit: list[AfterCommit] = []
         self._claim(self.path)
         try:
             self._conn = self._connect()
@@ -146,7 +163,9 @@ class Store:
                 with self._db_lock:
                     self._check_open()
                     with self._transaction():
-                        self._write(batch, counts)
+                        hourly = self._write(batch, counts)
+                    for hook in self.after_commit:
+                        hook(hourly)
                     now = self._clock.time()
                     if now >= self._next_maintenance:
                         self._maintain(now)
@@ -161,8 +180,8 @@ class Store:
                 ) from exc
             self.last_write_error = None
 
-    def _write(self, batch: list[Row], counts: dict[tuple[str, str], int]) -> None:
-        by_kind: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in RAW_TABLES}
+    def _write(self, batch: list[Row], counts: dict[tuple[str, str], int]) -> _rollups.Sums:
+        by_kind: Batch = {kind: [] for kind in (*RAW_TABLES, *ROLLUP_ONLY_KINDS)}
         last_zone, last_slot, offset = None, -1.0, 0
         for kind, ts, zone, fields in batch:
             slot = ts // 900  # offsets only change on quarter hours: skip the lookup mostly
@@ -173,13 +192,16 @@ class Store:
         for kind, rows in by_kind.items():
             if not rows:
                 continue
-            columns = RAW_TABLES[kind]
-            self._conn.executemany(
-                f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' * len(columns))})",
-                rows,
-            )
+            if kind in RAW_TABLES:
+                columns = RAW_TABLES[kind]
+                self._conn.executemany(
+                    f"INSERT INTO {TABLE_OF_KIND[kind]} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    rows,
+                )
             _rollups.fold(kind, _rollup_rows(kind, rows), hourly_slots)
+        for hook in self.in_transaction:
+            hook(by_kind, self._conn)
         hourly = _rollups.named(hourly_slots)
         self._load_known_keys(hourly)
         hourly = _rollups.cap_keys(hourly, self._known_keys, self.settings.max_keys_per_day)
@@ -198,6 +220,7 @@ class Store:
             "ON CONFLICT DO UPDATE SET n = n + excluded.n",
             [(day, name, n) for (day, name), n in counts.items()],
         )
+        return hourly
 
     def _load_known_keys(self, hourly: _rollups.Sums) -> None:
         if len(self._known_keys) > 64:
@@ -229,6 +252,9 @@ class Store:
                 "DELETE FROM rollup_hourly WHERE hour < ?",
                 (hour_key(local_now - s.hourly_rollup_days * 86400),),
             )
+            self._conn.execute(
+                "DELETE FROM stays WHERE end < ?", (now - s.hourly_rollup_days * 86400,)
+            )
             oldest_day = day_key(local_now - s.daily_rollup_days * 86400)
             self._conn.execute("DELETE FROM rollup_daily WHERE day < ?", (oldest_day,))
             self._conn.execute("DELETE FROM daily_counts WHERE day < ?", (oldest_day,))
@@ -250,13 +276,16 @@ class Store:
             with self._transaction():
                 return fn(self._conn)
 
-    def delete_kinds(self, kinds: set[str]) -> None:
-        """Delete every raw row and rollup of ``kinds`` (consent withdrawn)."""
+    def delete_kinds(self, kinds: set[str], tables: tuple[str, ...] = ()) -> None:
+        """Delete every raw row and rollup of ``kinds``, and all of ``tables`` (derived data)."""
         self.discard_buffered(kinds)
 
         def delete(conn: sqlite3.Connection) -> None:
+            for table in tables:
+                conn.execute(f"DELETE FROM {table}")
             for kind in kinds:
-                conn.execute(f"DELETE FROM {TABLE_OF_KIND[kind]}")
+                if kind in TABLE_OF_KIND:
+                    conn.execute(f"DELETE FROM {TABLE_OF_KIND[kind]}")
                 conn.execute("DELETE FROM rollup_hourly WHERE kind = ?", (kind,))
                 conn.execute("DELETE FROM rollup_daily WHERE kind = ?", (kind,))
 
@@ -377,4 +406,13 @@ def _rollup_rows(kind: str, rows: list[tuple[Any, ...]]) -> list[_rollups.Folded
         return [(ts + off, name, d or 0.0, 0.0) for ts, off, name, d in rows]
     if kind == "event":
         return [(ts + off, name, 0.0, v or 0.0) for ts, off, name, v in rows]
+    if kind == "session":  # key, duration_s
+        return [(ts + off, key, d or 0.0, 0.0) for ts, off, key, d in rows]
+    if kind == "feedback":  # outcomes per persona and offer: what sync reports, noised
+        return [
+            (ts + off, f"{p or '-'}|{offer}|{outcome}", 0.0, 0.0)
+            for ts, off, _, offer, outcome, p in rows
+        ]
+    if kind == "decision":
+        return []
     return [(ts + off, "fix", 0.0, 0.0) for ts, off, *_ in rows]

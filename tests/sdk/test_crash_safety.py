@@ -17,9 +17,9 @@ from edgepersona.sdk import EdgePersona
 TRACKER = textwrap.dedent(
     """
     import sys
-    from edgepersona.sdk import EdgePersona, StoreSettings
+    from edgepersona.sdk import EdgePersona, Settings
 
-    settings = StoreSettings(flush_interval_s=0.005, flush_max_rows=50)
+    settings = Settings(flush_interval_s=0.005, flush_max_rows=50)
     sdk = EdgePersona.open(sys.argv[1], "crash-test", settings=settings)
     sdk.consent.grant("personalization")
     start = int(sys.argv[2])

@@ -218,3 +218,17 @@ def test_replay_of_arbitrary_bytes_reports_or_refuses(tmp_path: Path, data: byte
     with stream:
         rows = sum(1 for _ in _trace.records(stream, kind))
     assert report.ingested + report.duplicates + report.rejected_count == rows
+
+
+def test_replay_reports_places_features_persona_and_moment(tmp_path: Path, capsys) -> None:
+    assert main(["replay", str(SAMPLE), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    labels = {place["label"] for place in out["places"]}
+    assert "home" in labels
+    home = next(p for p in out["places"] if p["label"] == "home")
+    assert home["visits"] and home["visits"][0]["start"].endswith("+00:00")
+    assert abs(home["lat"] - 48.8566) < 0.001
+    assert list(out["features"])[:2] == ["tod_night", "tod_morning"]
+    assert out["persona"]["id"] in out["persona"]["probabilities"]
+    assert out["model_version"] == 1
+    assert out["moment"]["place"] == "home"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgepersona.sdk import EdgePersona, ManualClock, StoreSettings
+from edgepersona.sdk import EdgePersona, ManualClock, Settings
 
 from ..conftest import T0
 
@@ -21,7 +21,7 @@ def test_durations_come_from_the_next_foreground_row(sdk: EdgePersona) -> None:
 
 
 def test_durations_are_capped(data_dir, clock: ManualClock) -> None:
-    settings = StoreSettings(foreground_cap_s=600)
+    settings = Settings(foreground_cap_s=600)
     with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
         sdk.consent.grant("personalization")
         sdk.track_app("com.netflix.mediaclient", ts=T0)

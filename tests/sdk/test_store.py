@@ -12,9 +12,9 @@ import pytest
 from edgepersona.sdk import (
     EdgePersona,
     ManualClock,
+    Settings,
     StoreClosedError,
     StoreError,
-    StoreSettings,
 )
 from edgepersona.sdk._schema import SCHEMA_VERSION
 
@@ -43,7 +43,7 @@ def test_signals_reach_disk_on_flush_not_before(sdk: EdgePersona, data_dir: Path
 
 
 def test_writer_commits_when_buffer_fills(data_dir: Path, clock: ManualClock) -> None:
-    settings = StoreSettings(flush_max_rows=10, flush_interval_s=3600)
+    settings = Settings(flush_max_rows=10, flush_interval_s=3600)
     with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
         sdk.consent.grant("personalization")
         for i in range(25):
@@ -57,7 +57,7 @@ def test_writer_commits_when_buffer_fills(data_dir: Path, clock: ManualClock) ->
 
 
 def test_backpressure_commits_on_the_callers_thread(data_dir: Path, clock: ManualClock) -> None:
-    settings = StoreSettings(flush_max_rows=5, max_buffered_rows=8, flush_interval_s=3600)
+    settings = Settings(flush_max_rows=5, max_buffered_rows=8, flush_interval_s=3600)
     with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
         sdk.consent.grant("personalization")
         for i in range(100):
@@ -106,7 +106,7 @@ def test_rollups_survive_retention_of_raw_rows(sdk: EdgePersona, clock: ManualCl
 
 
 def test_raw_rows_are_capped_whatever_the_app_sends(data_dir: Path, clock: ManualClock) -> None:
-    settings = StoreSettings(max_raw_rows=50)
+    settings = Settings(max_raw_rows=50)
     with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
         sdk.consent.grant("personalization")
         for i in range(200):
@@ -118,7 +118,7 @@ def test_raw_rows_are_capped_whatever_the_app_sends(data_dir: Path, clock: Manua
 
 
 def test_distinct_keys_per_day_are_capped(data_dir: Path, clock: ManualClock) -> None:
-    settings = StoreSettings(max_keys_per_day=5)
+    settings = Settings(max_keys_per_day=5)
     with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
         sdk.consent.grant("personalization")
         for i in range(20):

@@ -1,0 +1,198 @@
+"""Learning personas from device feature vectors: cluster, keep ids stable, name, distil.
+
+The maths lives here as functions of arrays; the backend's retraining and the default-bundle
+build call the same functions. Steps:
+
+1. standardise the vectors and cluster them (k-means, ``k`` given);
+2. match the new clusters to the previous model's personas (Hungarian assignment on centroid
+   distance), so a persona keeps its id and name across retrains; unmatched clusters get
+   fresh ids and names built from their distinguishing traits;
+3. distil the clustering into a small MLP that the device runs (ONNX), and check it against
+   the clustering on held-out devices (the quality gate) and its size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from skl2onnx import to_onnx
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from edgepersona.sdk.features import FEATURE_NAMES, FEATURES, SCHEMA_VERSION
+
+MIN_AGREEMENT = 0.90  # distilled model vs clustering on held-out devices
+MAX_MODEL_BYTES = 64 * 1024
+
+# Phrases for naming a persona after the features where its centroid stands out (z-score).
+_TRAIT_WORDS: dict[str, tuple[str, str]] = {  # feature: (when high, when low)
+    "tod_night": ("Night-time", "Early-to-bed"),
+    "tod_late": ("Late-evening", ""),
+    "tod_morning": ("Morning", ""),
+    "weekend_share": ("Weekend", "Weekday"),
+    "place_home": ("Homebody", "Out-and-about"),
+    "place_work": ("Office", ""),
+    "place_moving": ("On-the-move", ""),
+    "distinct_places": ("Explorer", ""),
+    "radius_of_gyration_km": ("Roaming", "Local"),
+    "app_games": ("Gamer", ""),
+    "app_music_video": ("Streamer", ""),
+    "app_shopping": ("Shopper", ""),
+    "app_news": ("News reader", ""),
+    "app_productivity": ("Professional", ""),
+    "app_social": ("Social", ""),
+    "app_maps_travel": ("Traveller", ""),
+    "view_to_cart": ("Deal hunter", ""),
+    "offer_accept_rate": ("Offer lover", ""),
+    "purchases_per_week": ("Big spender", ""),
+}
+
+
+@dataclass(frozen=True)
+class Persona:
+    id: str
+    name: str
+    traits: tuple[str, ...]  # the features where it stands out, "+name" or "-name"
+    centroid: tuple[float, ...]  # in feature units, schema order
+
+
+@dataclass(frozen=True)
+class Trained:
+    personas: tuple[Persona, ...]  # in the model's class order
+    pipeline: Pipeline
+    labels: np.ndarray  # cluster (class index) of each training vector
+    agreement: float  # distilled model vs clustering, held-out devices
+    cluster_sizes: tuple[int, ...]
+
+    def gates(self, model_bytes: int) -> dict[str, bool]:
+        return {
+            "agreement": self.agreement >= MIN_AGREEMENT,
+            "size": model_bytes <= MAX_MODEL_BYTES,
+        }
+
+
+def train(
+    vectors: np.ndarray,
+    *,
+    k: int,
+    previous: Sequence[Persona] = (),
+    seed: int = 0,
+) -> Trained:
+    """Cluster ``vectors`` (devices x features) into ``k`` personas and distil a classifier."""
+    if vectors.ndim != 2 or vectors.shape[1] != len(FEATURES):
+        raise ValueError(
+            f"expected an (n, {len(FEATURES)}) array of schema-v{SCHEMA_VERSION} vectors"
+        )
+    if len(vectors) < 5 * k:
+        raise ValueError(f"{len(vectors)} devices are too few for {k} personas (need {5 * k})")
+    scaler = StandardScaler().fit(vectors)
+    z = scaler.transform(vectors)
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    centroids = scaler.inverse_transform(kmeans.cluster_centers_)
+    personas = _identify(centroids, kmeans.cluster_centers_, previous)
+    labels = kmeans.labels_
+    train_x, test_x, train_y, test_y = train_test_split(
+        vectors, labels, test_size=0.25, random_state=seed, stratify=labels
+    )
+    pipeline = _classifier(seed).fit(train_x, train_y)
+    agreement = float(np.mean(pipeline.predict(test_x) == test_y))
+    pipeline = _classifier(seed).fit(vectors, labels)  # the shipped model sees every device
+    sizes = tuple(int(n) for n in np.bincount(labels, minlength=k))
+    return Trained(tuple(personas), pipeline, labels, agreement, sizes)
+
+
+def _classifier(seed: int) -> Pipeline:
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("mlp", MLPClassifier(hidden_layer_sizes=(32,), max_iter=2000, random_state=seed)),
+        ]
+    )
+
+
+def _identify(
+    centroids: np.ndarray, centroids_z: np.ndarray, previous: Sequence[Persona]
+) -> list[Persona]:
+    """Ids and names: inherited from the nearest previous persona, else from traits."""
+    traits = [_traits(row) for row in centroids_z]
+    ids: list[str | None] = [None] * len(centroids)
+    names: list[str | None] = [None] * len(centroids)
+    if previous:
+        old = np.array([p.centroid for p in previous])
+        scale = np.maximum(np.std(np.vstack([old, centroids]), axis=0), 1e-6)
+        cost = np.linalg.norm((centroids[:, None, :] - old[None, :, :]) / scale, axis=2)
+        for new, prior in zip(*linear_sum_assignment(cost), strict=True):
+            ids[new], names[new] = previous[prior].id, previous[prior].name
+    taken = {i for i in ids if i} | {p.id for p in previous}
+    result = []
+    for index, centroid in enumerate(centroids):
+        name = names[index] or _name(traits[index])
+        persona_id = ids[index] or _fresh_id(name, taken)
+        taken.add(persona_id)
+        result.append(Persona(persona_id, name, traits[index], tuple(float(v) for v in centroid)))
+    return result
+
+
+def _traits(z_row: np.ndarray, top: int = 3) -> tuple[str, ...]:
+    order = np.argsort(-np.abs(z_row))[:top]
+    return tuple(("+" if z_row[i] >= 0 else "-") + FEATURE_NAMES[i] for i in order)
+
+
+def _name(traits: Sequence[str]) -> str:
+    words = []
+    for trait in traits:
+        high, low = _TRAIT_WORDS.get(trait[1:], ("", ""))
+        word = high if trait[0] == "+" else low
+        if word and word not in words:
+            words.append(word)
+    return " ".join(words[:2]) or "Balanced user"
+
+
+def _fresh_id(name: str, taken: set[str]) -> str:
+    base = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "persona"
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}_{n}", n + 1
+    return candidate
+
+
+def agreement_with_truth(labels: np.ndarray, truth: Sequence[str]) -> float:
+    """Adjusted Rand index of a clustering against known personas (synthetic data)."""
+    return float(adjusted_rand_score(list(truth), labels))
+
+
+def export_onnx(trained: Trained, *, version: int) -> bytes:
+    """The distilled classifier as ONNX, with the schema and personas in its metadata."""
+    sample = np.zeros((1, len(FEATURES)), dtype=np.float32)
+    classifier = trained.pipeline.steps[-1][1]
+    model = to_onnx(
+        trained.pipeline,
+        sample,
+        options={id(classifier): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    # skl2onnx collects opsets in a set: fix their order so the same model gives the same bytes.
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, opset in opsets:
+        model.opset_import.add(domain=domain, version=opset)
+    metadata = {
+        "schema_version": str(SCHEMA_VERSION),
+        "model_version": str(version),
+        "features": json.dumps(list(FEATURE_NAMES)),
+        "personas": json.dumps([{"id": p.id, "name": p.name} for p in trained.personas]),
+    }
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name, model.producer_version = "edgepersona", str(version)
+    return model.SerializeToString()
