@@ -98,14 +98,14 @@ class Device:
         return arrive
 
     def day(self, midnight: float, weekday: bool) -> None:
+        """Home, work on weekdays, sometimes a stop on the way home, home again."""
         rng, h = self.rng, 3600.0
-        start = midnight
         if weekday:
-            leave = self.stay(self.home, start, midnight + rng.uniform(7, 8.5) * h)
+            leave = self.stay(self.home, midnight, midnight + rng.uniform(7, 8.5) * h)
             t = self.move(self.home, self.work, leave)
             t = self.stay(self.work, t, midnight + rng.uniform(16.5, 18.5) * h)
         else:
-            t = self.stay(self.home, start, midnight + rng.uniform(10, 13) * h)
+            t = self.stay(self.home, midnight, midnight + rng.uniform(10, 13) * h)
         if rng.random() < 0.6:
             stop = rng.choice(self.stops)
             here = self.work if weekday else self.home

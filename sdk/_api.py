@@ -15,13 +15,16 @@ import numpy as np
 
 from . import _validate as check
 from ._activity import ActivityWindow
-from ._bundle import Bundle, default_bundle
+from ._bundle import Bundle, default_bundle, load_bundle
 from ._categories import CATEGORIES, AppCategoryResolver
+from ._conditions import compile_condition
 from ._consent import KINDS_OF_PURPOSE, Consent
+from ._fences import Fence, Fences
 from ._localtime import Zone, day_key, hour_key, zone
 from ._location import LocationCollector, policy_named
 from ._location import default_gps_source as _default_gps_source
 from ._place_engine import PlaceEngine
+from ._playbook import KNOWN_NAMES
 from ._ranking import habit_shift, thompson_rank
 from ._schema import SCHEMA_VERSION
 from ._signals import ClosedRow, ForegroundStream, SessionTracker
@@ -87,6 +90,7 @@ class EdgePersona:
         self._cached_persona: tuple[tuple[float, ...], dict[str, float]] | None = None
         self._cached_shift: tuple[tuple[int, str], Any] | None = None
         self._rejected: set[str] = set()
+        self._fences = Fences()
         self._sessions = SessionTracker()
         self._recent_app: tuple[float, str] | None = None
         window = store.settings.feature_window_days
@@ -96,6 +100,7 @@ class EdgePersona:
         self._cached_features: tuple[tuple[int, str], tuple[float, ...]] | None = None
         store.in_transaction.append(self._places.on_commit)
         store.after_commit.append(self._on_commit)
+        store.after_flush.append(self._check_fences)
         self._dropped: Counter[str] = Counter()
         self._gps_source = gps
         self._location = LocationCollector(self._record_fix, store.count, clock, self._local_day)
@@ -481,12 +486,7 @@ class EdgePersona:
             )
         probabilities = self._probabilities(bundle)
         top = max(probabilities, key=probabilities.__getitem__)
-        features = self.features()
-        context = {
-            "moment": moment.as_dict(),
-            "persona": {"id": top, "name": bundle.persona_names[top], "p": probabilities},
-            "features": features,
-        }
+        context = self._condition_values(moment, bundle, probabilities)
         variant, layout, because = bundle.playbook.variant(surface, context)
         reasons = [
             _persona_reason(bundle, top, probabilities),
@@ -571,6 +571,55 @@ class EdgePersona:
             )
             self._store.append("event", now, self._zone, (f"offer_{outcome}", None))
         return True
+
+    def use_bundle(self, path: str | Path) -> int:
+        """Switch to the bundle at ``path`` (a directory or .zip), e.g. to try a playbook.
+
+        The bundle is checked whole first; if anything is wrong the current one stays in use.
+        Returns the version now in use.
+
+        Raises:
+            ModelError: the bundle is malformed, tampered with, or its model does not run.
+        """
+        bundle = load_bundle(Path(path))
+        self._bundle, self._bundle_error = bundle, None
+        self._cached_persona = None
+        return bundle.version
+
+    def on(self, condition: str, callback: Any) -> Fence:
+        """Call ``callback(moment)`` each time ``condition`` becomes true (a fence).
+
+        ``condition`` uses the playbook's condition language over ``moment.*``,
+        ``persona.id``, ``persona.p.<id>`` and ``features.<name>``, e.g.
+        ``"moment.place == 'work' and not moment.is_weekend and moment.time_of_day ==
+        'morning'"``. Checked after each commit of new signals; see ``edgepersona.sdk``'s
+        fences documentation for threads. ``cancel()`` the returned fence to remove it.
+
+        Raises:
+            ConditionError: the condition does not parse or names an unknown value.
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable with one argument, the Moment")
+        return self._fences.add(compile_condition(condition, known_names=KNOWN_NAMES), callback)
+
+    def _check_fences(self) -> None:
+        if self._fences:
+            self._fences.evaluate(lambda: (m := self.context(), self._condition_values(m)))
+
+    def _condition_values(
+        self,
+        moment: Moment,
+        bundle: Bundle | None = None,
+        probabilities: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """What conditions (playbook rules, fences) can read."""
+        persona: dict[str, Any] = {"id": None, "name": None, "p": {}}
+        bundle = bundle or (self._model() if self.consent.allows("personalization") else None)
+        if bundle is not None:
+            probabilities = probabilities or self._probabilities(bundle)
+            top = max(probabilities, key=probabilities.__getitem__)
+            persona = {"id": top, "name": bundle.persona_names[top], "p": probabilities}
+        return {"moment": moment.as_dict(), "persona": persona, "features": self.features()}
 
     def _model(self) -> Bundle | None:
         """The bundle in use, loaded on first need (importing onnxruntime costs ~25 ms)."""

@@ -109,6 +109,7 @@ class Store:
         # Derived state (places, activity) hooks into every commit: one pass over new rows.
         self.in_transaction: list[InTransaction] = []
         self.after_commit: list[AfterCommit] = []
+        self.after_flush: list[Callable[[], None]] = []
         self._claim(self.path)
         try:
             self._conn = self._connect()
@@ -179,6 +180,9 @@ class Store:
                     f"writing to {self.path} failed ({exc}); rows kept in memory"
                 ) from exc
             self.last_write_error = None
+        if batch:
+            for after in self.after_flush:  # outside every lock: these may call back into us
+                after()
 
     def _write(self, batch: list[Row], counts: dict[tuple[str, str], int]) -> _rollups.Sums:
         by_kind: Batch = {kind: [] for kind in (*RAW_TABLES, *ROLLUP_ONLY_KINDS)}
