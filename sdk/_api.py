@@ -25,14 +25,14 @@ from ._location import LocationCollector, policy_named
 from ._location import default_gps_source as _default_gps_source
 from ._place_engine import PlaceEngine
 from ._playbook import KNOWN_NAMES
-from ._ranking import habit_shift, thompson_rank
+from ._ranking import habit_shift, mixed_prior, thompson_sample
 from ._schema import SCHEMA_VERSION
 from ._signals import ClosedRow, ForegroundStream, SessionTracker
 from ._store import Settings, Store
 from ._types import Decision, LocalTime, Moment, PersonaEstimate
 from .clock import Clock, SystemClock
 from .errors import InvalidSignalError, ModelError
-from .features import FEATURE_NAMES, feature_vector, time_of_day
+from .features import FEATURE_NAMES, FEATURES, feature_vector, time_of_day
 
 __all__ = ["MICROCONVERSIONS", "EdgePersona"]
 
@@ -47,6 +47,11 @@ MICROCONVERSIONS = (
 )
 _WEEKEND = (5, 6)
 EVIDENCE_DAYS = 7  # observed days before the persona model's probabilities count in full
+_EXPLORE: dict[str, dict[str, tuple[float, float]]] = {}  # no priors: uniform exploration
+# Habit shifts are measured in units of each feature's range, so that shares and counts
+# compare; a week-to-week spread below 5% of the range is treated as 5% (noise floor).
+_RANGES = np.array([f.high - f.low for f in FEATURES])
+HABIT_MIN_STD = 0.05
 
 
 class EdgePersona:
@@ -90,6 +95,8 @@ class EdgePersona:
         self._cached_persona: tuple[tuple[float, ...], dict[str, float]] | None = None
         self._cached_shift: tuple[tuple[int, str], Any] | None = None
         self._rejected: set[str] = set()
+        # The mixed prior, valid while the same priors, probabilities and offers come back.
+        self._cached_prior: tuple[Any, ...] | None = None
         self._fences = Fences()
         self._sessions = SessionTracker()
         self._recent_app: tuple[float, str] | None = None
@@ -503,10 +510,21 @@ class EdgePersona:
         priors = bundle.playbook.priors
         shift = self._habit_shift(bundle.playbook.habit_shift_threshold)
         if shift is not None and shift.shifted:
-            priors = {}  # explore: every offer back to the uninformed prior
+            priors = _EXPLORE  # every offer back to the uninformed prior
             change = ", ".join(f"{name} {z:+.1f} sd" for name, z in shift.top_changes)
             reasons.append(f"Exploring new offers: your habits changed this week ({change})")
-        ranked = thompson_rank(eligible, priors, probabilities, self._rng)
+        cached = self._cached_prior
+        if not (
+            cached and cached[0] is priors and cached[1] is probabilities and cached[2] == eligible
+        ):
+            cached = (
+                priors,
+                probabilities,
+                eligible,
+                *mixed_prior(eligible, priors, probabilities),
+            )
+            self._cached_prior = cached
+        ranked = thompson_sample(eligible, cached[3], cached[4], self._rng)
         if ranked.order:
             reasons.append(
                 f"Offers ranked by sampling each one's success rate for people like you; "
@@ -676,7 +694,10 @@ class EdgePersona:
             weeks.append(feature_vector(activity, in_week, labels))
         shift = None
         if len(weeks) >= 3:
-            shift = habit_shift(weeks[0], weeks[1:], FEATURE_NAMES, threshold=threshold)
+            scaled = [list(np.asarray(week) / _RANGES) for week in weeks]
+            shift = habit_shift(
+                scaled[0], scaled[1:], FEATURE_NAMES, threshold=threshold, min_std=HABIT_MIN_STD
+            )
         self._cached_shift = (key, shift)
         return shift
 

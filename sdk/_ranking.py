@@ -69,15 +69,42 @@ def thompson_rank(
             ``default_prior``), a negative or non-finite persona probability, duplicate offer
             ids, or ``draws`` below 1.
     """
-    if draws < 1:
-        raise ValueError(f"draws must be at least 1, got {draws}")
+    alpha, beta = mixed_prior(offers, priors, persona_probs, default_prior)
+    return thompson_sample(offers, alpha, beta, rng, draws=draws)
+
+
+def mixed_prior(
+    offers: Sequence[str],
+    priors: Mapping[str, Mapping[str, tuple[float, float]]],
+    persona_probs: Mapping[str, float],
+    default_prior: tuple[float, float] = (1.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The user's moment-matched (alpha, beta) per offer (see ``thompson_rank``).
+
+    It depends only on the priors, the persona probabilities and the offers, so a caller that
+    ranks often can keep it until one of those changes. Raises ``ValueError`` like
+    ``thompson_rank``.
+    """
     if len(set(offers)) != len(offers):
         raise ValueError("offer ids must be unique; the same id appears twice in offers")
     if not offers:
+        return np.empty(0), np.empty(0)
+    return _mixed_prior(offers, priors, persona_probs, _check_prior(default_prior, "default_prior"))
+
+
+def thompson_sample(
+    offers: Sequence[str],
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    draws: int = 256,
+) -> Ranked:
+    """One Thompson sample per offer from Beta(``alpha``, ``beta``), and the propensity."""
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    if not offers:
         return Ranked((), {}, 1.0)
-    alpha, beta = _mixed_prior(
-        offers, priors, persona_probs, _check_prior(default_prior, "default_prior")
-    )
     theta = rng.beta(alpha, beta)
     ranking = np.argsort(-theta, kind="stable")
     samples = rng.beta(alpha, beta, size=(draws, len(offers)))
