@@ -5,8 +5,9 @@ Figures (each with its unit), measured in one run so that ratios hold on a noisy
   calls including the final commit, and in the same run (alternating rounds) the events/s of
   raw ``sqlite3.executemany`` in 1,000-row batches into the same schema: the physical reference.
 - ``track_app_latency``: p50/p99 of one ``track_app`` call with the writer thread running.
-- ``replay``: rows/s of ``edgepersona replay`` on a generated CSV of ``--replay-rows`` rows, and
-  peak RSS of replay subprocesses at two trace lengths (must not grow with the length).
+- ``replay``: rows/s of ``edgepersona replay`` on a generated phone trace (one synthetic
+  commuter over years) of at least ``--replay-rows`` rows, and peak RSS of replay
+  subprocesses at two trace lengths (must not grow with the length).
 - ``disk``: bytes on disk per event before and after retention folds raw rows into rollups.
 
 Usage: python bench/sdk_store.py [--events 1000000] [--replay-rows 1000000] [--rounds 2]
@@ -15,23 +16,26 @@ Usage: python bench/sdk_store.py [--events 1000000] [--replay-rows 1000000] [--r
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import math
 import os
 import platform
-import random
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
+from edgepersona.edge_models.population import population
+from edgepersona.edge_models.population import write_trace as write_trace_of
 from edgepersona.sdk import EdgePersona, ManualClock
 from edgepersona.sdk._schema import migrate
 
 T0 = 1_772_438_400.0
+ROWS_PER_DEVICE_WEEK = 1_900  # what the synthetic population writes, roughly
 GOALS = {
     "track_vs_executemany_min_ratio": 0.30,
     "track_app_p99_us_max": 20.0,
@@ -100,61 +104,13 @@ def track_app_latency(data_dir: Path, calls: int) -> dict[str, float]:
     }
 
 
-def write_trace(path: Path, rows: int, seed: int = 1) -> None:
-    """A phone-like mixed trace: fixes every 30 s, app switches, screens and events."""
-    rng = random.Random(seed)
-    apps = [
-        "com.whatsapp",
-        "com.spotify.music",
-        "com.instagram.android",
-        "com.google.android.gm",
-        "com.netflix.mediaclient",
-        "com.amazon.mShop.android.shopping",
-        "org.example.app",
-    ]
-    with path.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(
-            [
-                "ts",
-                "kind",
-                "lat",
-                "lon",
-                "accuracy_m",
-                "speed_mps",
-                "app",
-                "name",
-                "value",
-                "duration_s",
-            ]
-        )
-        ts = T0 - 60 * 86400
-        for _ in range(rows):
-            ts += rng.expovariate(1 / 20)
-            pick = rng.random()
-            if pick < 0.5:
-                out.writerow(
-                    [
-                        f"{ts:.1f}",
-                        "location",
-                        f"{48.85 + rng.gauss(0, 0.01):.6f}",
-                        f"{2.35 + rng.gauss(0, 0.01):.6f}",
-                        "12",
-                        "0.5",
-                        "",
-                        "",
-                        "",
-                        "",
-                    ]
-                )
-            elif pick < 0.8:
-                out.writerow([f"{ts:.1f}", "app", "", "", "", "", rng.choice(apps), "", "", ""])
-            elif pick < 0.9:
-                out.writerow([f"{ts:.1f}", "screen", "", "", "", "", "", "home", "", "4"])
-            else:
-                out.writerow(
-                    [f"{ts:.1f}", "event", "", "", "", "", "", "view", f"{rng.random():.3f}", ""]
-                )
+def write_trace(path: Path, rows: int, seed: int = 1) -> int:
+    """A realistic phone trace of at least ``rows`` rows: one synthetic commuter's life
+    (fixes, app switches, screens and events, with its gaps, jitter and duplicates), long
+    enough to reach the size. Returns the rows written."""
+    device = next(d for d in population(20, seed=seed) if d.persona_id == "commuter")
+    weeks = max(1, math.ceil(rows / ROWS_PER_DEVICE_WEEK))
+    return write_trace_of(device, path, start=date(2016, 1, 4), weeks=weeks)
 
 
 REPLAY_CHILD = """
@@ -227,7 +183,7 @@ def main() -> None:
 
         small_rows = max(args.replay_rows // 10, 1000)
         write_trace(tmp / "big.csv", args.replay_rows)
-        write_trace(tmp / "small.csv", small_rows, seed=2)
+        write_trace(tmp / "small.csv", small_rows)
         big = replay_in_child(tmp / "big.csv", tmp / "replay-big")
         small = replay_in_child(tmp / "small.csv", tmp / "replay-small")
         disk = disk_figures(tmp / "disk", min(args.events, 1_000_000))

@@ -75,13 +75,18 @@ class PlaceEngine:
             self._feed(sorted(fixes), conn)
 
     def _feed(self, fixes: Sequence[tuple[Any, ...]], conn: sqlite3.Connection | None) -> None:
+        if not fixes:
+            return
         with self._lock:
             changed: set[int] = set()
-            for ts, offset, lat, lon, accuracy, *_ in fixes:
-                self._last_fix = ts if self._last_fix is None else max(self._last_fix, ts)
-                stay = self._detector.push(Fix(ts, lat, lon, accuracy))
+            push = self._detector.push
+            last = fixes[-1][0]
+            self._last_fix = last if self._last_fix is None else max(self._last_fix, last)
+            for row in fixes:  # (ts, utc_offset, lat, lon, accuracy_m, speed_mps)
+                stay = push(Fix(row[0], row[2], row[3], row[4]))
                 if stay is None:
                     continue
+                offset = row[1]
                 place_id = self._index.add(stay, offset)
                 changed.add(place_id)
                 self._stays.append(StaySpan(stay.start, stay.end, stay.lat, stay.lon, place_id))

@@ -19,8 +19,7 @@ from typing import Any, cast
 
 from . import _trace
 from ._api import EdgePersona
-from ._validate import EARLIEST_TS
-from ._validate import timestamp as check_timestamp
+from ._validate import EARLIEST_TS, MAX_FUTURE_S
 from .clock import ManualClock, SystemClock
 from .errors import InvalidSignalError
 
@@ -107,7 +106,7 @@ def replay(
         StoreError: the database cannot be opened.
     """
     report = ReplayReport(trace=str(trace))
-    wall_now = SystemClock().time()
+    latest = SystemClock().time() + MAX_FUTURE_S  # the newest time a row may have
     clock = ManualClock(EARLIEST_TS)  # moves with the trace's rows
     stream, kind = _trace.open_trace(trace)
     started = time.perf_counter()
@@ -131,9 +130,10 @@ def replay(
                 continue
             try:
                 signal = _trace.parse(row, tz)
-                # Check against the wall clock first: a corrupt far-future row must not drag
-                # the replay's clock (and with it retention) forward.
-                clock.set(check_timestamp(signal.ts, wall_now))
+                # A corrupt far-future row must not drag the replay's clock (and with it
+                # retention) forward; the API then rejects it against the unmoved clock.
+                if signal.ts <= latest:
+                    clock.set(signal.ts)
                 kept = methods[signal.kind](
                     *signal.args, ts=signal.ts, tz=signal.tz, **signal.kwargs
                 )
