@@ -18,20 +18,18 @@ import gzip
 import json
 import math
 import random
-from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, NamedTuple
 from zoneinfo import ZoneInfo
 
-from edgepersona.sdk._categories import AppCategoryResolver
-
-from .personas import APP_POOLS, LAUNCHERS, PERSONAS, Daypart, Mix, Persona, persona
+from ._mobility import Mobility, Places
+from ._phone_use import PhoneUse
+from ._sim import DAY_S, Item
+from .personas import PERSONAS, Persona, persona
 
 __all__ = ["CITIES", "COLUMNS", "City", "Device", "population", "trace_rows", "write_trace"]
 
@@ -73,24 +71,6 @@ CITIES: tuple[City, ...] = (
          ("com.ubercab.eats", "com.dd.doordash", "au.com.shiftyjelly.pocketcasts")),
 )  # fmt: skip
 _CITY_BY_TZ = {city.tz: city for city in CITIES}
-_RESOLVER = AppCategoryResolver()
-_REGIONAL = {
-    city.tz: {c: tuple(a for a in city.apps if _RESOLVER.resolve(a) == c) for c in APP_POOLS}
-    for city in CITIES
-}
-
-# Median foreground seconds of one app visit, before persona and per-visit spread.
-_DWELL_S = {"social": 150, "communication": 70, "shopping": 170, "news": 160, "games": 720,
-            "music_video": 420, "maps_travel": 110, "productivity": 200, "browser": 120,
-            "system": 25, "other": 100}  # fmt: skip
-# Place kinds: (near work half of the time, min and max metres away, min and max dwell minutes).
-_PLACES = {
-    "shop": (False, 150, 1500, 10, 40), "cafe": (True, 100, 1500, 30, 90),
-    "restaurant": (True, 200, 4000, 60, 120), "gym": (True, 200, 3000, 45, 90),
-    "friend": (False, 1000, 12000, 60, 240), "park": (False, 300, 4000, 45, 150),
-    "mall": (False, 2000, 10000, 45, 150), "trip": (False, 5000, 40000, 120, 300),
-}  # fmt: skip
-_DAY_S = 86_400.0
 _M_PER_DEG = 111_320.0
 
 
@@ -197,7 +177,6 @@ def _open_text(path: Path) -> IO[str]:
 
 
 Row = tuple[object, ...]  # in COLUMNS order, None where empty
-Item = tuple[float, str, object, object, object, object]  # local seconds, kind, fields
 _first = itemgetter(0)
 
 
@@ -251,57 +230,6 @@ def _offset_text(seconds: int) -> str:
     return f"{'-' if seconds < 0 else '+'}{hours:02d}:{minutes:02d}"
 
 
-class _Place(NamedTuple):
-    x: float  # metres east of the city centre
-    y: float  # metres north
-    indoor: bool
-
-
-class _Leg(NamedTuple):
-    start: float
-    end: float
-    a: _Place
-    b: _Place
-    speed: float  # m/s; 0 while waiting for a train or bus
-    hidden: bool  # underground: most fixes are lost
-
-
-class _Seg(NamedTuple):
-    start: float
-    end: float
-    where: str  # home, work, out, or moving
-    place: _Place  # where a stay is; a trip's destination
-    legs: tuple[_Leg, ...]  # a trip's legs, empty for a stay
-
-
-class _Plan:
-    """A day of stays and trips built in time order, from midnight at home."""
-
-    def __init__(self, life: _Life) -> None:
-        self.life = life
-        self.segs: list[_Seg] = []
-        self.t = 0.0
-        self.at = life.home
-        self.where = "home"
-
-    def go(self, place: _Place, where: str, depart: float) -> None:
-        """Stay where we are until ``depart``, then travel to ``place``."""
-        if depart > self.t:
-            self.segs.append(_Seg(self.t, depart, self.where, self.at, ()))
-            self.t = depart
-        legs = self.life.trip(self.at, place, self.t)
-        if legs:
-            self.segs.append(_Seg(self.t, legs[-1].end, "moving", place, legs))
-            self.t = legs[-1].end
-        self.at, self.where = place, where
-
-    def end(self) -> list[_Seg]:
-        if self.where != "home":
-            self.go(self.life.home, "home", self.t)
-        self.segs.append(_Seg(self.t, max(self.t, _DAY_S), "home", self.at, ()))
-        return self.segs
-
-
 class _Life:
     """A device's fixed traits, drawn from its seed, and the days they produce."""
 
@@ -316,82 +244,28 @@ class _Life:
             ) from None
         rng = self.rng = random.Random(device.seed)
         self.city, self.zone = city, ZoneInfo(city.tz)
+        # Every trace ever generated depends on the order of the draws below (and the default
+        # bundle is built from such traces): add new draws after the last one.
         style = rng.random()  # how the phone writes time: Unix + tz, ISO, or ISO + tz
         self.iso = style >= 0.5
         self.tz_column = device.tz if style < 0.5 or style >= 0.8 else None
         self.per_m = (1 / _M_PER_DEG, 1 / (_M_PER_DEG * math.cos(math.radians(city.lat))))
-        radius, angle = 1000 + 11000 * rng.random() ** 0.8, rng.uniform(0, math.tau)
-        self.home = _Place(radius * math.cos(angle), radius * math.sin(angle), True)
-        commute = min(25000.0, max(2000.0, rng.lognormvariate(math.log(7000), 0.6)))
-        toward = math.atan2(-self.home.y, -self.home.x) + rng.uniform(-1.2, 1.2)  # work is central
-        self.work = _toward(self.home, commute, toward, True)
-        self.favourites = {
-            kind: [self._new_place(kind) for _ in range(rng.randint(1, 3))]
-            for kind in _PLACES
-            if kind != "trip"
-        }
+        places = Places(rng)
         p = self.persona
         self.wake_shift, self.sleep_shift = rng.uniform(-1, 1), rng.uniform(-1, 1)
         self.work_shift = rng.uniform(-1, 1)
         self.office_days = set(rng.sample(range(5), rng.randint(*p.office_days)))
-        self.intensity = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
-        self.shop_intensity = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
-        self.car = rng.random() < city.car_share
-        self.walk_limit, self.walk_speed = rng.uniform(1000, 2000), rng.uniform(1.2, 1.6)
-        self.ride_speed = rng.uniform(8, 14) if self.car else rng.uniform(7, 11)
-        self.still_s, self.moving_s = rng.uniform(375, 780), rng.uniform(37, 75)
-        self.accuracy = rng.uniform(6, 16)
-        self.reports_speed = rng.random() < 0.75
-        self.bad_fix, self.repeat = rng.uniform(0.002, 0.01), rng.uniform(0.0, 0.004)
+        intensity = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
+        shop_intensity = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
+        self.mobility = Mobility(rng, places, city.car_share, city.underground)
+        self.repeat = rng.uniform(0.0, 0.004)
         self.gap_rate = rng.uniform(0.02, 0.12)
-        self.explicit, self.launcher_end = rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.9)
-        self.launcher = rng.choice(LAUNCHERS)
-        self.apps = {category: self._favourite_apps(category) for category in APP_POOLS}
-        self.taste = {category: rng.lognormvariate(0, 0.5) for category in APP_POOLS}
-        self._mixes: dict[Mix, tuple[tuple[str, ...], list[float]]] = {}
+        self.phone = PhoneUse(rng, p, city.apps, intensity=intensity, shop_intensity=shop_intensity)
         self.off: tuple[int, int, Persona] | None = None  # some days lived as another persona
         if n_days and rng.random() < 0.1:
             first = rng.randrange(n_days)
             other = rng.choice([q for q in PERSONAS if q is not p])
             self.off = (first, first + rng.randint(3, 9), other)
-
-    # -- traits ---------------------------------------------------------------------------
-
-    def _new_place(self, kind: str, far: bool = False) -> _Place:
-        near_work, low, high, _, _ = _PLACES["trip" if far else kind]
-        anchor = self.work if near_work and self.rng.random() < 0.5 else self.home
-        metres = math.sqrt(self.rng.uniform(low * low, high * high))  # uniform over the area
-        angle = self.rng.uniform(0, math.tau)
-        return _toward(anchor, metres, angle, kind not in ("park", "trip") and not far)
-
-    def _favourite_apps(self, category: str) -> tuple[tuple[str, ...], list[str], list[float]]:
-        regional = _REGIONAL[self.city.tz][category]
-        pool = APP_POOLS[category] + tuple(a for a in regional if a not in APP_POOLS[category])
-        preferred = self.persona.preferred_apps
-        weights = [4.0 if a in preferred else 3.0 if a in regional else 1.0 for a in pool]
-        favourites: list[str] = []
-        for _ in range(min(len(pool), self.rng.randint(1, 4))):
-            index = self.rng.choices(range(len(pool)), weights)[0]
-            favourites.append(pool[index])
-            weights[index] = 0.0
-        return pool, favourites, list(accumulate(1 / (i + 1) for i in range(len(favourites))))
-
-    def _category(self, mix: Mix) -> str:
-        """A category from ``mix``, weighed by this device's own taste."""
-        table = self._mixes.get(mix)
-        if table is None:
-            keys = tuple(key for key, _ in mix)
-            table = self._mixes[mix] = (keys, list(accumulate(w * self.taste[k] for k, w in mix)))
-        keys, cumulative = table
-        return keys[bisect_right(cumulative, self.rng.random() * cumulative[-1])]
-
-    def _app(self, category: str) -> str:
-        pool, favourites, cumulative = self.apps[category]
-        if self.rng.random() < 0.08:
-            return self.rng.choice(pool)
-        return favourites[bisect_right(cumulative, self.rng.random() * cumulative[-1])]
-
-    # -- a day ----------------------------------------------------------------------------
 
     def day(self, index: int, local: _LocalDay, cutoff: float) -> Iterator[Row]:
         rng, p, weekday = self.rng, self.persona, local.weekday
@@ -405,235 +279,16 @@ class _Life:
         sleep = (p.sleep_h + self.sleep_shift + (lag if weekday in (4, 5) else 0)) * 3600
         last_night = (p.sleep_h + self.sleep_shift + (lag if weekday in (5, 6) else 0)) * 3600
         wake, sleep = wake + rng.uniform(-1800, 1800), sleep + rng.uniform(-1800, 1800)
-        segs = self._plan(p, works, weekday >= 5, wake, min(sleep - 1800, 23.25 * 3600))
-        first_trip = next((s.start for s in segs if s.legs), _DAY_S)
+        limit = min(sleep - 1800, 23.25 * 3600)
+        segs = self.mobility.plan(p, works, weekday >= 5, wake, limit, self.work_shift)
+        first_trip = next((s.start for s in segs if s.legs), DAY_S)
         wake = min(wake, first_trip - rng.uniform(900, 3600))
-        awake = [(0.0, last_night - _DAY_S)] if last_night > _DAY_S else []
-        awake.append((max(wake, last_night - _DAY_S), min(sleep, _DAY_S)))
+        awake = [(0.0, last_night - DAY_S)] if last_night > DAY_S else []
+        awake.append((max(wake, last_night - DAY_S), min(sleep, DAY_S)))
         items: list[Item] = []
-        self._fixes(segs, items)
-        self._sessions(p, segs, awake, items)
+        self.mobility.fixes(segs, items)
+        self.phone.sessions(p, segs, awake, items)
         return self._emit(items, local, cutoff)
-
-    def _plan(
-        self, p: Persona, works: bool, weekend: bool, wake: float, limit: float
-    ) -> list[_Seg]:
-        rng, plan = self.rng, _Plan(self)
-        if works:
-            arrive = (p.work_hours[0] + self.work_shift) * 3600 + rng.uniform(-1200, 600)
-            plan.go(self.work, "work", arrive - self.eta(self.home, self.work))
-            if rng.random() < 0.35:  # lunch out near work
-                lunch = _toward(self.work, rng.uniform(150, 900), rng.uniform(0, math.tau), True)
-                plan.go(lunch, "out", rng.uniform(12 * 3600, 13.25 * 3600))
-                plan.go(self.work, "work", plan.t + rng.uniform(1800, 3600))
-            leave = (p.work_hours[1] + self.work_shift) * 3600 + rng.uniform(-1800, 1800)
-            self._outings(plan, p, _poisson(rng, p.outings_weekday), max(leave, plan.t), limit)
-        else:
-            rate = p.outings_weekend if weekend else 1.5 * p.outings_weekday
-            self._outings(plan, p, _poisson(rng, rate), wake + rng.uniform(1800, 7200), limit)
-        return plan.end()
-
-    def _outings(self, plan: _Plan, p: Persona, n: int, free_at: float, limit: float) -> None:
-        rng = self.rng
-        for start in sorted(rng.uniform(free_at, max(free_at, limit - 3600)) for _ in range(n)):
-            kind = _pick(rng, p.place_kinds)
-            if kind == "trip" or rng.random() < p.new_place_share:
-                place = self._new_place(kind, far=rng.random() < p.far_trip_share)
-            else:
-                place = rng.choice(self.favourites[kind])
-            dwell = rng.uniform(_PLACES[kind][3], _PLACES[kind][4]) * 60
-            if plan.where != "home" and start > free_at + 1800 and rng.random() < 0.7:
-                plan.go(self.home, "home", free_at)
-                free_at = plan.t
-            depart = max(start, free_at)
-            back = self.eta(plan.at, place) + dwell + 1.5 * self.eta(place, self.home)
-            if depart + back + 600 > limit:
-                continue
-            plan.go(place, "out", depart)
-            free_at = plan.t + dwell
-        if plan.where != "home":
-            plan.go(self.home, "home", free_at)
-
-    def eta(self, a: _Place, b: _Place) -> float:
-        metres = 1.1 * math.hypot(b.x - a.x, b.y - a.y)
-        if metres < self.walk_limit:
-            return metres / self.walk_speed
-        return metres / self.ride_speed + (120 if self.car else 900)
-
-    def trip(self, a: _Place, b: _Place, t: float) -> tuple[_Leg, ...]:
-        """Legs from ``a`` to ``b`` leaving at ``t``: a walk, a drive, or walk-wait-ride-walk."""
-        rng = self.rng
-        dx, dy = b.x - a.x, b.y - a.y
-        metres = math.hypot(dx, dy)
-        if metres < 1:
-            return ()
-        bend = rng.uniform(-0.2, 0.2)  # streets are not straight lines
-        mid = _Place(a.x + dx / 2 - dy * bend, a.y + dy / 2 + dx * bend, False)
-        walk = self.walk_speed * rng.uniform(0.9, 1.1)
-        if metres < self.walk_limit:
-            route = [(mid, walk, False), (b, walk, False)]
-        elif self.car:
-            ride = self.ride_speed * rng.uniform(0.85, 1.07)
-            route = [(mid, ride, False), (b, ride, False)]
-        else:
-            ride = self.ride_speed * rng.uniform(0.85, 1.07)
-            hidden = rng.random() < self.city.underground
-            f1, f2 = (min(rng.uniform(250, 600), metres / 4) / metres for _ in range(2))
-            stop1 = _Place(a.x + (mid.x - a.x) * f1 * 2, a.y + (mid.y - a.y) * f1 * 2, False)
-            stop2 = _Place(b.x + (mid.x - b.x) * f2 * 2, b.y + (mid.y - b.y) * f2 * 2, False)
-            route = [(stop1, walk, False), (stop1, 0.0, False), (mid, ride, hidden),
-                     (stop2, ride, hidden), (b, walk, False)]  # fmt: skip
-        legs, here = [], _Place(a.x, a.y, False)
-        for there, speed, hidden in route:
-            length = math.hypot(there.x - here.x, there.y - here.y)
-            seconds = length / speed if speed else rng.uniform(60, 360)
-            legs.append(_Leg(t, t + seconds, here, there, speed, hidden))
-            here, t = there, t + seconds
-        return tuple(legs)
-
-    # -- rows -----------------------------------------------------------------------------
-
-    def _fixes(self, segs: list[_Seg], items: list[Item]) -> None:
-        """Location fixes like a "responsive" sampling policy: sparse while still."""
-        rng, moving_s, still_s = self.rng, self.moving_s, self.still_s
-        t, arrived = rng.uniform(0, still_s), False
-        for seg in segs:
-            if seg.legs:  # movement wakes the sampler up
-                t = min(t, seg.start + rng.uniform(0, moving_s))
-                for leg in seg.legs:
-                    span = leg.end - leg.start
-                    while t < leg.end:
-                        if not (leg.hidden and rng.random() < 0.8):
-                            f = (t - leg.start) / span if span > 0 else 1.0
-                            x = leg.a.x + (leg.b.x - leg.a.x) * f
-                            y = leg.a.y + (leg.b.y - leg.a.y) * f
-                            self._fix(items, t, x, y, False, leg.speed * rng.uniform(0.8, 1.2))
-                        t += moving_s * rng.uniform(0.8, 1.2)
-                arrived = True
-            else:  # after a trip, telling that the phone is still again takes 5 minutes
-                place, settled = seg.place, seg.start + 300 if arrived else 0.0
-                while t < seg.end:
-                    self._fix(items, t, place.x, place.y, place.indoor, 0.0)
-                    t += (moving_s if t < settled else still_s) * rng.uniform(0.8, 1.15)
-
-    def _fix(self, items: list[Item], t: float, x: float, y: float, indoor: bool, v: float) -> None:
-        rng = self.rng
-        if rng.random() < self.bad_fix:  # a coarse network fix
-            accuracy = rng.uniform(300, 2000)
-        else:
-            accuracy = self.accuracy * rng.uniform(0.6, 1.6) * (1.3 if indoor else 0.85)
-        # Box-Muller: a 2-D normal error with 68% of fixes within the reported accuracy.
-        error = accuracy / 1.5 * math.sqrt(-2 * math.log(1 - rng.random()))
-        angle = math.tau * rng.random()
-        speed = round(v * 10) / 10 if self.reports_speed else None
-        x, y = x + error * math.cos(angle), y + error * math.sin(angle)
-        items.append((t, "location", x, y, round(accuracy * 10) / 10, speed))
-
-    def _sessions(self, p: Persona, segs: list[_Seg], awake: list[tuple[float, float]],
-                  items: list[Item]) -> None:  # fmt: skip
-        rng, parts = self.rng, _parts_by_hour(p)
-        starts: list[tuple[float, bool]] = []
-        for hour, part in enumerate(parts):
-            mid = hour * 3600 + 1800
-            rate = part.sessions_per_h * self.intensity
-            if not any(a <= mid < b for a, b in awake):
-                rate *= 0.04  # a glance at night
-            starts.extend(
-                (hour * 3600 + rng.random() * 3600, False) for _ in range(_poisson(rng, rate))
-            )
-        span = sum(b - a for a, b in awake)
-        for _ in range(_poisson(rng, p.shop_sessions_per_day * self.shop_intensity)):
-            u = rng.random() * span
-            for a, b in awake:
-                if u < b - a:
-                    starts.append((a + u, True))
-                    break
-                u -= b - a
-        starts.sort()
-        seg_starts = [seg.start for seg in segs]
-        mixes = {"moving": p.moving_mix, "work": p.work_mix, "out": p.out_mix}
-        busy = 0.0
-        for start, host in starts:
-            if start < busy + 20 or start > _DAY_S - 300:
-                continue  # the phone is in use already: this visit is part of that one
-            if host:
-                busy = self._host_session(p, start, items)
-            else:
-                where = segs[bisect_right(seg_starts, start) - 1].where
-                mix = mixes.get(where) or parts[int(start // 3600)].mix
-                busy = self._app_session(p, mix, start, items)
-
-    def _app_session(self, p: Persona, mix: Mix, t: float, items: list[Item]) -> float:
-        rng, scale = self.rng, dict(p.dwell_scale)
-        category = ""
-        apps = 1
-        while apps < 6 and rng.random() < 0.45:
-            apps += 1
-        for _ in range(apps):
-            if not category or rng.random() > 0.35:
-                u = rng.random()
-                category = "other" if u < 0.04 else "system" if u < 0.06 else self._category(mix)
-            dwell = _DWELL_S[category] * scale.get(category, 1.0) * rng.lognormvariate(0, 0.8)
-            dwell = min(dwell, 10_800.0)
-            explicit = dwell > 1500 or rng.random() < self.explicit  # 1500: under the 30 min cap
-            items.append((t, "app", self._app(category), round(dwell, 1) if explicit else None,
-                          None, None))  # fmt: skip
-            t += dwell + rng.uniform(1, 4)
-        last = items[-1]
-        if last[3] is None:  # close the session, or the next one would extend it
-            u = rng.random()
-            if u < self.launcher_end:
-                items.append((t, "app", self.launcher, round(rng.uniform(2, 15), 1), None, None))
-                t += 15
-            elif u < 0.97:
-                items[-1] = (last[0], "app", last[2], round(t - last[0], 1), None, None)
-        return t
-
-    def _host_session(self, p: Persona, t: float, items: list[Item]) -> float:
-        """A visit to the host app: screens, product views, carts, offers, maybe a purchase."""
-        rng, last_screen = self.rng, len(items)
-
-        def screen(name: str) -> None:
-            nonlocal last_screen
-            last_screen = len(items)
-            items.append((t, "screen", name, None, None, None))
-
-        def event(delay: float, name: str, value: float | None = None) -> None:
-            items.append((t + delay, "event", name, value, None, None))
-
-        screen("home")
-        if rng.random() < p.offer_shown_per_session:
-            event(rng.uniform(1, 4), "offer_shown")
-            u = rng.random()
-            if u < p.offer_accept:
-                event(rng.uniform(5, 25), "offer_accepted")
-                t += 25
-                screen("offers")
-            elif u < p.offer_accept + p.offer_dismiss:
-                event(rng.uniform(3, 15), "offer_dismissed")
-        t += rng.uniform(5, 30)
-        if rng.random() < 0.5:
-            screen("search")
-            t += rng.uniform(5, 40)
-        carts: list[float] = []
-        for _ in range(_poisson(rng, p.views_per_session)):
-            screen("product")
-            event(1, "view")
-            if rng.random() < p.cart_per_view:
-                carts.append(round(p.basket * rng.lognormvariate(0, 0.6), 2))
-                event(rng.uniform(5, 9), "add_to_cart", carts[-1])
-            t += rng.uniform(10, 90)
-        bought = [price for price in carts if rng.random() < p.purchase_per_cart]
-        if carts:
-            screen("cart")
-            t += rng.uniform(10, 60)
-        if bought:
-            screen("checkout")
-            event(rng.uniform(20, 60), "purchase", round(sum(bought), 2))
-            t += rng.uniform(60, 120)
-        shown, _, name, *_ = items[last_screen]  # the host knows when its app went away
-        items[last_screen] = (shown, "screen", name, round(t - shown, 1), None, None)
-        return t
 
     def _emit(self, items: list[Item], local: _LocalDay, cutoff: float) -> Iterator[Row]:
         """The day's items as rows in UTC order, less gaps, with a few repeated rows."""
@@ -642,7 +297,7 @@ class _Life:
             (start, start + rng.uniform(3600, 8 * 3600), all_kinds)
             for all_kinds in (True, False)
             if rng.random() < self.gap_rate
-            for start in (rng.uniform(0, _DAY_S),)
+            for start in (rng.uniform(0, DAY_S),)
         ]
         lat0, lon0, lat_per_m, lon_per_m = self.city.lat, self.city.lon, *self.per_m
         base, switch, shift = local.base, local.switch, local.shift
@@ -654,7 +309,7 @@ class _Life:
             t = base + s
             if t >= switch:
                 t -= shift
-            if t < cutoff or s >= _DAY_S:
+            if t < cutoff or s >= DAY_S:
                 continue
             ts: object = local.iso(t) if iso else round(t * 1000) / 1000
             if kind == "location":  # round(x * 1e6) / 1e6 is round(x, 6), three times faster
@@ -675,31 +330,3 @@ class _Life:
             if rng.random() < repeat:
                 yield row
             yield row
-
-
-def _toward(origin: _Place, metres: float, angle: float, indoor: bool) -> _Place:
-    return _Place(origin.x + metres * math.cos(angle), origin.y + metres * math.sin(angle), indoor)
-
-
-@lru_cache(maxsize=64)
-def _parts_by_hour(p: Persona) -> tuple[Daypart, ...]:
-    return tuple(next(d for d in p.dayparts if d.start_h <= h < d.end_h) for h in range(24))
-
-
-@lru_cache(maxsize=256)
-def _cumulative(mix: Mix) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    return tuple(key for key, _ in mix), tuple(accumulate(weight for _, weight in mix))
-
-
-def _pick(rng: random.Random, mix: Mix) -> str:
-    keys, cumulative = _cumulative(mix)
-    return keys[bisect_right(cumulative, rng.random() * cumulative[-1])]
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    """Knuth's method: fine for the small means used here."""
-    limit, k, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        k += 1
-        product *= rng.random()
-    return k

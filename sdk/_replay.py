@@ -9,6 +9,7 @@ reported with its line number, and the replay goes on.
 from __future__ import annotations
 
 import io
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -122,6 +123,8 @@ def replay(
             "event": sdk.track_event,
         }
         dropped_before = sdk.stats()["dropped"]
+        counts = dict.fromkeys(_trace.KINDS, 0)
+        start, end = math.inf, -math.inf
         for number, row in _trace.records(stream, kind):
             if progress is not None and number % 65536 == 0:
                 progress(cast(io.BufferedIOBase, stream.buffer).tell())
@@ -129,22 +132,25 @@ def replay(
                 report.reject(number, row)
                 continue
             try:
-                signal = _trace.parse(row, tz)
+                signal_kind, ts, signal_tz, args, kwargs = _trace.parse(row, tz)
                 # A corrupt far-future row must not drag the replay's clock (and with it
                 # retention) forward; the API then rejects it against the unmoved clock.
-                if signal.ts <= latest:
-                    clock.set(signal.ts)
-                kept = methods[signal.kind](
-                    *signal.args, ts=signal.ts, tz=signal.tz, **signal.kwargs
-                )
+                if ts <= latest:
+                    clock.set(ts)
+                kept = methods[signal_kind](*args, ts=ts, tz=signal_tz, **kwargs)
             except InvalidSignalError as exc:
                 report.reject(number, str(exc))
                 continue
             if kept:
-                report.ingested += 1
-                report.counts[signal.kind] += 1
-                report.start = signal.ts if report.start is None else min(report.start, signal.ts)
-                report.end = signal.ts if report.end is None else max(report.end, signal.ts)
+                counts[signal_kind] += 1
+                if ts < start:
+                    start = ts
+                if ts > end:
+                    end = ts
+        report.counts.update(counts)
+        report.ingested = sum(counts.values())
+        if report.ingested:
+            report.start, report.end = start, end
         dropped = Counter(sdk.stats()["dropped"]) - Counter(dropped_before)
         report.duplicates = sum(n for key, n in dropped.items() if key.endswith(".duplicate"))
         report.dropped_no_consent = sum(
