@@ -3,7 +3,7 @@
 Everything an app needs is importable from here; modules starting with ``_`` are internal.
 """
 
-from ._api import MICROCONVERSIONS, EdgePersona
+from ._api import EdgePersona
 from ._categories import CATEGORIES
 from ._consent import PURPOSES
 from ._location import PRESETS, SamplingPolicy
@@ -22,6 +22,7 @@ from .errors import (
     StoreError,
     TraceError,
 )
+from .features import MICROCONVERSIONS
 
 __all__ = [
     "CATEGORIES",

@@ -12,12 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from .features import TIME_OF_DAY, Activity, time_of_day
+from .features import MICROCONVERSIONS, TIME_OF_DAY, Activity, time_of_day
 
 _TOD_INDEX = {name: i for i, (name, _, _) in enumerate(TIME_OF_DAY)}
-_COUNTED_EVENTS = frozenset(
-    {"view", "add_to_cart", "purchase", "offer_shown", "offer_accepted", "offer_dismissed"}
-)
+_COUNTED_EVENTS = frozenset(MICROCONVERSIONS)
 HourlyRow = tuple[str, str, str, float, float, float]  # hour, kind, key, n, seconds, value
 
 

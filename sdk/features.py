@@ -20,6 +20,7 @@ from ._location import haversine_m
 __all__ = [
     "FEATURES",
     "FEATURE_NAMES",
+    "MICROCONVERSIONS",
     "SCHEMA_VERSION",
     "TIME_OF_DAY",
     "Activity",
@@ -30,6 +31,15 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+# Named events for microconversions that features count (track_event takes any name).
+MICROCONVERSIONS = (
+    "view",
+    "add_to_cart",
+    "purchase",
+    "offer_shown",
+    "offer_accepted",
+    "offer_dismissed",
+)
 
 # Local-time buckets of the day: (name, first hour, end hour).
 TIME_OF_DAY = (
