@@ -145,3 +145,23 @@ def test_bad_decide_arguments(sdk: EdgePersona) -> None:
         sdk.decide("home", [f"o{i}" for i in range(101)])
     assert sdk.decide("home", []).offers == ()
     assert T0 > 0
+
+
+def test_a_habit_shift_switches_to_exploration(data_dir: Path) -> None:
+    clock = ManualClock(T0)
+    with EdgePersona.open(data_dir, "app", clock=clock, tz="UTC", seed=5) as sdk:
+        sdk.consent.grant("personalization")
+        for day in range(28):
+            morning = T0 + day * 86400  # 08:00 UTC
+            if day < 21:  # three weeks of morning news...
+                sdk.track_app("com.bbc.news", ts=morning, duration_s=1800)
+            else:  # ...then a week of late-night games
+                sdk.track_app(
+                    "com.supercell.clashofclans", ts=morning + 15 * 3600, duration_s=3 * 3600
+                )
+            clock.set(morning + 20 * 3600)
+        sdk.flush()
+        decision = sdk.decide("home", ["flash_sale", "game_bundle"])
+    exploring = [r for r in decision.reasons if r.startswith("Exploring")]
+    assert exploring, decision.reasons
+    assert "app_" in exploring[0] or "tod_" in exploring[0]
