@@ -45,10 +45,11 @@ class Intake:
         purpose = "location" if kind == "location" else "personalization"
         if not self._consent.allows(purpose):
             return self.drop(kind, "no_consent")
+        row = (ts, *fields)
         with self._lock:
-            if self._last_row.get(kind) == (ts, *fields):
+            if self._last_row.get(kind) == row:
                 return self.drop(kind, "duplicate")
-            self._last_row[kind] = (ts, *fields)
+            self._last_row[kind] = row
             self._store.append(kind, ts, zone, fields)
         return True
 

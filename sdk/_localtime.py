@@ -2,8 +2,8 @@
 
 A signal keeps its UTC timestamp plus the UTC offset that applied where it was recorded, so
 time-of-day features stay right across travel and daylight-saving changes. Offsets are cached
-per 15-minute slot of UTC: every zone's transitions fall on such boundaries, and a signal then
-costs one dict lookup instead of a tz database query.
+per UTC day, and per 15-minute slot on the rare days with a transition (every zone's
+transitions fall on such boundaries), so a signal costs a dict lookup, not a tz query.
 """
 
 from __future__ import annotations
@@ -26,18 +26,35 @@ class Zone:
     def __init__(self, name: str | None) -> None:
         self.name = name
         self.tzinfo = None if name is None else _parse_zone(name)
-        self._cache: dict[int, int] = {}
+        # UTC day -> its offset, or None when a transition falls inside that day.
+        self._days: dict[int, int | None] = {}
+        self._slots: dict[int, int] = {}  # 15-minute slot -> offset, on transition days only
 
     def offset(self, ts: float) -> int:
         """Seconds east of UTC in force at ``ts``."""
+        return self.span(ts)[0]
+
+    def span(self, ts: float) -> tuple[int, float, float]:
+        """(offset at ``ts``, start, end) of an interval around ``ts`` with that offset.
+
+        A whole UTC day when no transition falls in it (all but a couple of days a year),
+        else the 15-minute slot: callers keep the offset while ``start <= ts < end``.
+        """
+        day = int(ts // 86400)
+        if day not in self._days:
+            if len(self._days) > 20_000:  # bounded: a long replay sweeps through many days
+                self._days.clear()
+                self._slots.clear()
+            first, last = self._compute(day * 86400), self._compute(day * 86400 + 86399)
+            self._days[day] = first if first == last else None
+        whole_day = self._days[day]
+        if whole_day is not None:
+            return whole_day, day * 86400.0, (day + 1) * 86400.0
         slot = int(ts // _SLOT_S)
-        cached = self._cache.get(slot)
+        cached = self._slots.get(slot)
         if cached is None:
-            cached = self._compute(slot * _SLOT_S)
-            if len(self._cache) > 50_000:  # bounded: a long replay sweeps through many slots
-                self._cache.clear()
-            self._cache[slot] = cached
-        return cached
+            cached = self._slots[slot] = self._compute(slot * _SLOT_S)
+        return cached, slot * float(_SLOT_S), (slot + 1) * float(_SLOT_S)
 
     def _compute(self, ts: float) -> int:
         if self.tzinfo is None:

@@ -186,11 +186,11 @@ class Store:
 
     def _write(self, batch: list[Row], counts: dict[tuple[str, str], int]) -> _rollups.Sums:
         by_kind: Batch = {kind: [] for kind in (*RAW_TABLES, *ROLLUP_ONLY_KINDS)}
-        last_zone, last_slot, offset = None, -1.0, 0
+        last_zone, offset, valid_from, valid_to = None, 0, 0.0, -1.0
         for kind, ts, zone, fields in batch:
-            slot = ts // 900  # offsets only change on quarter hours: skip the lookup mostly
-            if zone is not last_zone or slot != last_slot:
-                offset, last_zone, last_slot = zone.offset(ts), zone, slot
+            if zone is not last_zone or not valid_from <= ts < valid_to:
+                offset, valid_from, valid_to = zone.span(ts)  # a whole day, mostly
+                last_zone = zone
             by_kind[kind].append((ts, offset, *fields))
         hourly_slots: dict[tuple[int, str, str], list[float]] = {}
         for kind, rows in by_kind.items():

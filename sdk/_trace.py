@@ -107,12 +107,16 @@ def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
 
 def parse(row: dict[str, Any], default_tz: str | None) -> Signal:
     """One raw row to a ``Signal``; raises ``InvalidSignalError`` naming the bad field."""
-    kind = _text(row, "kind")
-    if kind not in KINDS and kind:
-        kind = kind.strip().lower()
+    kind = row.get("kind")
     if kind not in KINDS:
-        raise InvalidSignalError("kind", f"{kind!r:.40} is unknown; accepted: {', '.join(KINDS)}")
-    tz = _text(row, "tz") or default_tz
+        kind = _text(row, "kind")
+        kind = kind.strip().lower() if kind else kind
+        if kind not in KINDS:
+            raise InvalidSignalError(
+                "kind", f"{kind!r:.40} is unknown; accepted: {', '.join(KINDS)}"
+            )
+    tz = row.get("tz")
+    tz = (tz if type(tz) is str else _text(row, "tz")) or default_tz
     ts, offset_zone = _timestamp(row.get("ts"), tz)
     zone_name = tz or offset_zone
     if kind == "location":
