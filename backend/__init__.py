@@ -1,3 +1,5 @@
 """Flask sync service: ingest, model registry, retraining and dashboard (issue 4)."""
 
-__all__: list[str] = []
+from .app import create_app
+
+__all__ = ["create_app"]

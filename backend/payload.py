@@ -1,0 +1,297 @@
+"""The upload payload (v1) and its validator: a pure function from parsed JSON to an ``Upload``.
+
+A device sends one payload per week: its noised feature vector and noised offer outcome counts.
+Every field is checked here, before anything touches the database, and the first problem is
+reported with its exact place (``outcomes[3].offer``) so an SDK developer can fix it. Unknown
+keys are refused at every level: a device must not be able to smuggle extra data through.
+``docs/backend.md`` documents the same rules field by field.
+
+Feature ranges: the device clips each feature to its documented range and then adds noise, so
+an honest value may fall outside the range. Values are accepted within ``NOISE_MARGIN`` ranges
+on either side of it, which holds the noise of any epsilon worth using (the SDK clamps noised
+values into this band: post-processing does not weaken the privacy guarantee), while bounding
+how far one device can drag a fleet mean. A value beyond the band is garbage or an attack.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
+
+from .errors import PayloadError
+
+__all__ = [
+    "FEATURE_BOUNDS",
+    "MAX_COUNT",
+    "MAX_EPSILON",
+    "MAX_OUTCOMES",
+    "MECHANISMS",
+    "NOISE_MARGIN",
+    "OUTCOME_KEYS",
+    "PAYLOAD_KEYS",
+    "Outcome",
+    "Upload",
+    "validate_upload",
+]
+
+PAYLOAD_KEYS = (
+    "upload_id",
+    "schema_version",
+    "week",
+    "features",
+    "epsilon",
+    "mechanism",
+    "model_version",
+    "outcomes",
+    "sdk_version",
+)
+OUTCOME_KEYS = ("persona", "offer", "accepted", "dismissed")
+MECHANISMS = ("laplace", "gaussian")
+NOISE_MARGIN = 10.0
+FEATURE_BOUNDS: tuple[tuple[float, float], ...] = tuple(
+    (f.low - NOISE_MARGIN * (f.high - f.low), f.high + NOISE_MARGIN * (f.high - f.low))
+    for f in FEATURES
+)
+MAX_EPSILON = 10.0
+MAX_OUTCOMES = 200
+MAX_COUNT = 1e4  # noised counts may be negative: the bound is on the magnitude
+MAX_INT = 2**31 - 1  # fits a 32-bit INTEGER column on every database
+MAX_WEEKS_BACK = 52
+
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+_WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_SDK_VERSION = re.compile(r"[A-Za-z0-9_.+-]{1,32}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Noised counts of how one persona answered one offer during the week."""
+
+    persona: str
+    offer: str
+    accepted: float
+    dismissed: float
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A validated payload: every value has its documented type and range."""
+
+    upload_id: str
+    schema_version: int
+    week: str
+    features: tuple[float, ...]
+    epsilon: float
+    mechanism: str
+    model_version: int
+    outcomes: tuple[Outcome, ...]
+    sdk_version: str
+
+
+def validate_upload(body: object, now: float) -> Upload:
+    """The ``Upload`` in ``body`` (parsed JSON), checked against the clock ``now`` (Unix s).
+
+    Raises ``PayloadError`` naming the first field that breaks a rule. Pure: reads nothing
+    but its arguments and never changes ``body``.
+    """
+    fields = _object("payload", "payload", body, PAYLOAD_KEYS)
+    return Upload(
+        upload_id=_matching("upload_id", fields["upload_id"], _UPLOAD_ID, "32 lowercase hex"),
+        schema_version=_schema_version(fields["schema_version"]),
+        week=_week(fields["week"], now),
+        features=_features(fields["features"]),
+        epsilon=_epsilon(fields["epsilon"]),
+        mechanism=_mechanism(fields["mechanism"]),
+        model_version=_integer("model_version", "model_version", fields["model_version"]),
+        outcomes=_outcomes(fields["outcomes"]),
+        sdk_version=_matching(
+            "sdk_version", fields["sdk_version"], _SDK_VERSION, "1-32 of A-Z a-z 0-9 _ . + -"
+        ),
+    )
+
+
+def _object(field: str, path: str, value: object, keys: tuple[str, ...]) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise PayloadError(field, path, f"expected a JSON object, got {_kind(value)}")
+    for key in value:
+        if key not in keys:
+            raise PayloadError(
+                field, path, f"unknown key {key!r:.40}; accepted keys: {', '.join(keys)}"
+            )
+    for key in keys:
+        if key not in value:
+            raise PayloadError(
+                field, path, f"{key!r} is missing; every one of {', '.join(keys)} is required"
+            )
+    return value
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def _number(field: str, path: str, value: object) -> float:
+    # bool is an int subclass, but true is not 1.0 epsilon: it is a bug in the sender.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PayloadError(field, path, f"expected a number, got {_kind(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise PayloadError(field, path, "the number is too large") from None
+    if not math.isfinite(number):
+        raise PayloadError(field, path, f"expected a finite number, got {number}")
+    return number
+
+
+def _integer(field: str, path: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PayloadError(field, path, f"expected a whole number, got {_kind(value)}")
+    if not 0 <= value <= MAX_INT:
+        raise PayloadError(field, path, f"{value!s:.20} is out of range; accepted: 0 to {MAX_INT}")
+    return value
+
+
+def _matching(field: str, value: object, pattern: re.Pattern[str], accepted: str) -> str:
+    if not isinstance(value, str):
+        raise PayloadError(field, field, f"expected a string, got {_kind(value)}")
+    if not pattern.fullmatch(value):
+        raise PayloadError(field, field, f"{value!r:.80} is not valid; accepted: {accepted}")
+    return value
+
+
+def _schema_version(value: object) -> int:
+    version = _integer("schema_version", "schema_version", value)
+    if version != SCHEMA_VERSION:
+        raise PayloadError(
+            "schema_version",
+            "schema_version",
+            f"feature schema version {version} is not supported; accepted: {SCHEMA_VERSION}",
+        )
+    return version
+
+
+def _week(value: object, now: float) -> str:
+    accepted = "an ISO week YYYY-Www from 52 weeks ago up to next week"
+    week = _matching("week", value, _WEEK, accepted)
+    year, number = int(week[:4]), int(week[6:])
+    try:
+        monday = dt.date.fromisocalendar(year, number, 1)
+    except ValueError:
+        raise PayloadError("week", "week", f"{week} does not exist; accepted: {accepted}") from None
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    this_monday = today - dt.timedelta(days=today.weekday())
+    if monday > this_monday + dt.timedelta(weeks=1):
+        raise PayloadError("week", "week", f"{week} is in the future; accepted: {accepted}")
+    if monday < this_monday - dt.timedelta(weeks=MAX_WEEKS_BACK):
+        raise PayloadError("week", "week", f"{week} is too old; accepted: {accepted}")
+    return week
+
+
+def _features(value: object) -> tuple[float, ...]:
+    if not isinstance(value, list):
+        raise PayloadError("features", "features", f"expected an array, got {_kind(value)}")
+    if len(value) != len(FEATURES):
+        raise PayloadError(
+            "features",
+            "features",
+            f"has {len(value)} values; accepted: exactly {len(FEATURES)} "
+            f"(feature schema v{SCHEMA_VERSION}, in docs/features.md order)",
+        )
+    numbers = []
+    for i, (item, feature, (low, high)) in enumerate(
+        zip(value, FEATURES, FEATURE_BOUNDS, strict=True)
+    ):
+        path = f"features[{i}]"
+        number = _number("features", path, item)
+        if not low <= number <= high:
+            raise PayloadError(
+                "features",
+                path,
+                f"{feature.name} is {number}; accepted: {low} to {high} "
+                f"(its range {feature.low} to {feature.high} plus room for noise)",
+            )
+        numbers.append(number)
+    return tuple(numbers)
+
+
+def _epsilon(value: object) -> float:
+    epsilon = _number("epsilon", "epsilon", value)
+    if not 0.0 < epsilon <= MAX_EPSILON:
+        raise PayloadError(
+            "epsilon", "epsilon", f"{epsilon} is out of range; accepted: above 0, at most 10"
+        )
+    return epsilon
+
+
+def _mechanism(value: object) -> str:
+    if value not in MECHANISMS:
+        shown = f"{value!r:.40}" if isinstance(value, str) else _kind(value)
+        raise PayloadError(
+            "mechanism",
+            "mechanism",
+            f"{shown} is not a noise mechanism; accepted: laplace, gaussian",
+        )
+    return str(value)
+
+
+def _outcomes(value: object) -> tuple[Outcome, ...]:
+    if not isinstance(value, list):
+        raise PayloadError("outcomes", "outcomes", f"expected an array, got {_kind(value)}")
+    if len(value) > MAX_OUTCOMES:
+        raise PayloadError(
+            "outcomes", "outcomes", f"has {len(value)} entries; accepted: at most {MAX_OUTCOMES}"
+        )
+    outcomes: list[Outcome] = []
+    seen: set[tuple[str, str]] = set()
+    for i, item in enumerate(value):
+        outcome = _outcome(f"outcomes[{i}]", item)
+        if (outcome.persona, outcome.offer) in seen:
+            raise PayloadError(
+                "outcomes",
+                f"outcomes[{i}]",
+                f"persona {outcome.persona!r} and offer {outcome.offer!r} appear twice; "
+                "accepted: one entry per persona and offer",
+            )
+        seen.add((outcome.persona, outcome.offer))
+        outcomes.append(outcome)
+    return tuple(outcomes)
+
+
+def _outcome(path: str, value: object) -> Outcome:
+    fields = _object("outcomes", path, value, OUTCOME_KEYS)
+    ids = []
+    for key in ("persona", "offer"):
+        item = fields[key]
+        if not isinstance(item, str) or not _ID.fullmatch(item):
+            shown = f"{item!r:.80}" if isinstance(item, str) else _kind(item)
+            raise PayloadError(
+                "outcomes",
+                f"{path}.{key}",
+                f"{shown} is not an id; accepted: 1-64 of A-Z a-z 0-9 _ . : -",
+            )
+        ids.append(item)
+    counts = []
+    for key in ("accepted", "dismissed"):
+        count = _number("outcomes", f"{path}.{key}", fields[key])
+        if not -MAX_COUNT <= count <= MAX_COUNT:
+            raise PayloadError(
+                "outcomes", f"{path}.{key}", f"{count} is out of range; accepted: -10000 to 10000"
+            )
+        counts.append(count)
+    return Outcome(persona=ids[0], offer=ids[1], accepted=counts[0], dismissed=counts[1])

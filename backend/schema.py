@@ -1,0 +1,83 @@
+"""The tables the backend reads and writes, as SQLAlchemy Core objects (the current shape).
+
+``migrations`` builds these tables step by step; a test checks that a database migrated from
+empty has exactly the columns, keys and indexes declared here, so the two cannot drift.
+Times are Unix seconds (UTC) stored as double precision: the same on SQLite and PostgreSQL,
+and what the injected clock returns.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+__all__ = ["aggregates", "devices", "metadata", "outcomes", "schema_version", "uploads_log"]
+
+metadata = MetaData()
+# 64-bit ids on PostgreSQL (a fleet uploads many millions of device-weeks); on SQLite only
+# INTEGER PRIMARY KEY is the auto-incrementing rowid, and it is 64-bit there anyway.
+ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(32), primary_key=True),  # uuid4 hex
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+)
+
+aggregates = Table(
+    "aggregates",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("device_id", String(32), ForeignKey("devices.id"), nullable=False),
+    Column("upload_id", String(32), nullable=False),
+    Column("week", String(8), nullable=False),  # ISO week, "2026-W10": sorts by time
+    Column("schema_version", Integer, nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("epsilon", Double, nullable=False),
+    Column("mechanism", String(16), nullable=False),
+    Column("features", JSON, nullable=False),  # list of floats in feature schema order
+    Column("sdk_version", String(32), nullable=False),
+    Column("received_at", Double, nullable=False),
+    UniqueConstraint("device_id", "upload_id", name="aggregates_device_upload"),
+    Index("aggregates_week", "week"),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("aggregate_id", ROW_ID, ForeignKey("aggregates.id"), primary_key=True),
+    Column("persona", String(64), primary_key=True),
+    Column("offer", String(64), primary_key=True),
+    Column("accepted", Double, nullable=False),
+    Column("dismissed", Double, nullable=False),
+)
+
+# One row per upload a device made, kept for an hour: the per-device rate limit lives in
+# the database so it holds across any number of worker processes.
+uploads_log = Table(
+    "uploads_log",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("device_id", String(32), ForeignKey("devices.id"), nullable=False),
+    Column("at", Double, nullable=False),
+    Index("uploads_log_device_at", "device_id", "at"),
+)

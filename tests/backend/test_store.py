@@ -1,0 +1,311 @@
+"""Everything that depends on the database, run once on SQLite and once on PostgreSQL.
+
+``StoreContract`` holds the tests; each subclass only says where the database is (the Flower
+pattern). Rows are counted in the database itself, not inferred from answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Table, UniqueConstraint, func, insert, inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from edgepersona.backend import store
+from edgepersona.backend.db import engine, init_db
+from edgepersona.backend.errors import SchemaError
+from edgepersona.backend.migrations import LATEST, current_version, migrate
+from edgepersona.backend.payload import Outcome, validate_upload
+from edgepersona.backend.schema import (
+    aggregates,
+    devices,
+    metadata,
+    outcomes,
+    schema_version,
+    uploads_log,
+)
+from edgepersona.backend.web import hash_token
+from edgepersona.sdk import ManualClock
+
+from ..conftest import T0
+from .conftest import MakeApp, register, valid_payload
+
+
+def count(app: Flask, table: Table, **where: Any) -> int:
+    query = select(func.count()).select_from(table)
+    for column, value in where.items():
+        query = query.where(table.c[column] == value)
+    with engine(app).connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def device_id(app: Flask, auth: dict[str, str]) -> str:
+    """The id of the device whose Authorization header is ``auth``."""
+    token = auth["Authorization"].split()[1]
+    with engine(app).connect() as conn:
+        found = conn.execute(
+            select(devices.c.id).where(devices.c.token_sha256 == hash_token(token))
+        ).scalar_one()
+    return str(found)
+
+
+class StoreContract:
+    """The storage-dependent behaviour every supported database must show."""
+
+    # Registration ---------------------------------------------------------------------------
+
+    def test_register_stores_only_the_hash_of_a_random_token(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        first, second = client.post("/v1/devices"), client.post("/v1/devices")
+        assert first.status_code == second.status_code == 201
+        for answer in (first.json, second.json):
+            assert answer is not None
+            assert len(answer["device_id"]) == 32 and int(answer["device_id"], 16) >= 0
+            assert len(answer["token"]) == 43
+        assert first.json != second.json
+        with engine(app).connect() as conn:
+            rows = conn.execute(select(devices)).mappings().all()
+        assert len(rows) == 2
+        stored = {value for row in rows for value in row.values()}
+        assert first.json["token"] not in stored  # type: ignore[index]
+        assert all(row["created_at"] == T0 for row in rows)
+
+    # Ingest ---------------------------------------------------------------------------------
+
+    def test_upload_is_stored_once_and_a_replay_answers_duplicate(
+        self, app: Flask, client: FlaskClient, auth: dict[str, str]
+    ) -> None:
+        payload = valid_payload()
+        first = client.post("/v1/aggregates", json=payload, headers=auth)
+        replay = client.post("/v1/aggregates", json=payload, headers=auth)
+        assert (first.status_code, first.json) == (201, {"status": "accepted"})
+        assert (replay.status_code, replay.json) == (200, {"status": "duplicate"})
+        assert count(app, aggregates) == 1
+        assert count(app, outcomes) == len(payload["outcomes"])
+        with engine(app).connect() as conn:
+            row = conn.execute(select(aggregates)).mappings().one()
+        assert row["features"] == payload["features"]
+        assert (row["week"], row["epsilon"], row["mechanism"]) == ("2026-W10", 1.0, "laplace")
+        assert (row["model_version"], row["schema_version"], row["received_at"]) == (3, 1, T0)
+
+    def test_a_replay_with_other_content_is_still_a_duplicate(
+        self, app: Flask, client: FlaskClient, auth: dict[str, str]
+    ) -> None:
+        payload = valid_payload()
+        client.post("/v1/aggregates", json=payload, headers=auth)
+        changed = {**payload, "epsilon": 2.0, "outcomes": []}
+        assert client.post("/v1/aggregates", json=changed, headers=auth).status_code == 200
+        with engine(app).connect() as conn:
+            assert conn.execute(select(aggregates.c.epsilon)).scalar_one() == 1.0
+        assert count(app, outcomes) == 2
+
+    def test_a_failed_write_leaves_nothing_half_written(
+        self, app: Flask, auth: dict[str, str]
+    ) -> None:
+        upload = validate_upload(valid_payload(), T0)
+        twice = Outcome("p", "o", 1.0, 0.0)
+        broken = dataclasses.replace(upload, outcomes=(twice, twice))
+        owner = device_id(app, auth)
+
+        def write() -> None:  # the ingest view's transaction, with an outcome that must fail
+            with engine(app).connect() as conn, conn.begin():
+                store.log_upload(conn, owner, T0)
+                store.insert_upload(conn, owner, broken, T0)
+
+        with pytest.raises(IntegrityError):
+            write()
+        assert count(app, aggregates) == count(app, outcomes) == count(app, uploads_log) == 0
+
+    def test_a_refused_upload_stores_nothing(
+        self, app: Flask, client: FlaskClient, auth: dict[str, str]
+    ) -> None:
+        bad = valid_payload(features=[0.0])
+        assert client.post("/v1/aggregates", json=bad, headers=auth).status_code == 422
+        assert count(app, aggregates) == count(app, outcomes) == count(app, uploads_log) == 0
+
+    # Rate limit -----------------------------------------------------------------------------
+
+    def test_rate_limit_per_device_per_hour_with_retry_after(
+        self, make_app: MakeApp, clock: ManualClock
+    ) -> None:
+        app = make_app(RATE_LIMIT_UPLOADS_PER_HOUR=3)
+        with app.app_context():
+            init_db()
+        client = app.test_client()
+        auth, other = register(client), register(client)
+        for _ in range(3):
+            assert (
+                client.post("/v1/aggregates", json=valid_payload(), headers=auth).status_code == 201
+            )
+            clock.advance(600)
+        limited = client.post("/v1/aggregates", json=valid_payload(), headers=auth)
+        assert limited.status_code == 429
+        assert limited.json["error"]["code"] == "rate_limited"  # type: ignore[index]
+        assert limited.headers["Retry-After"] == str(3600 - 1800)
+        # Another device is not affected, and a duplicate of a stored upload still counts.
+        assert client.post("/v1/aggregates", json=valid_payload(), headers=other).status_code == 201
+        clock.advance(1800)  # the first upload leaves the window
+        assert client.post("/v1/aggregates", json=valid_payload(), headers=auth).status_code == 201
+        assert client.post("/v1/aggregates", json=valid_payload(), headers=auth).status_code == 429
+        assert count(app, aggregates) == 5
+
+    def test_replays_count_and_refused_uploads_do_not(self, make_app: MakeApp) -> None:
+        app = make_app(RATE_LIMIT_UPLOADS_PER_HOUR=2)
+        with app.app_context():
+            init_db()
+        client = app.test_client()
+        auth = register(client)
+        payload = valid_payload()
+        for _ in range(5):
+            assert client.post("/v1/aggregates", json={}, headers=auth).status_code == 422
+        assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 201
+        assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 200
+        assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 429
+
+    def test_rate_limit_holds_across_workers_and_concurrent_requests(
+        self, make_app: MakeApp
+    ) -> None:
+        workers = [make_app(RATE_LIMIT_UPLOADS_PER_HOUR=5) for _ in range(2)]
+        with workers[0].app_context():
+            init_db()
+        auth = register(workers[0].test_client())
+        statuses: list[int] = []
+        replay = valid_payload()
+
+        def send(worker: Flask, payload: dict[str, Any]) -> None:
+            response = worker.test_client().post("/v1/aggregates", json=payload, headers=auth)
+            statuses.append(response.status_code)
+
+        threads = [
+            threading.Thread(target=send, args=(workers[i % 2], valid_payload())) for i in range(8)
+        ] + [threading.Thread(target=send, args=(workers[i % 2], replay)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(set(statuses)) in ([200, 201, 429], [201, 429])
+        assert statuses.count(201) + statuses.count(200) == 5
+        assert statuses.count(429) == 7
+        stored = count(workers[1], aggregates)
+        assert stored == statuses.count(201)
+        assert count(workers[1], uploads_log) == 5
+
+    # Isolation and erasure ------------------------------------------------------------------
+
+    def test_devices_cannot_touch_each_others_rows(self, app: Flask, client: FlaskClient) -> None:
+        alice, bob = register(client), register(client)
+        shared_id = valid_payload()["upload_id"]
+        # The same upload id from two devices is two uploads: ids are scoped to a device.
+        for auth in (alice, bob):
+            response = client.post(
+                "/v1/aggregates", json=valid_payload(upload_id=shared_id), headers=auth
+            )
+            assert response.status_code == 201
+        alice_id, bob_id = device_id(app, alice), device_id(app, bob)
+        assert count(app, aggregates, device_id=alice_id) == 1
+        assert client.delete("/v1/devices/me", headers=bob).status_code == 204
+        assert count(app, aggregates, device_id=alice_id) == 1
+        assert count(app, outcomes) == 2
+        assert count(app, devices, id=alice_id) == 1
+        assert count(app, aggregates, device_id=bob_id) == 0
+
+    def test_erase_deletes_every_row_of_the_device_and_kills_its_token(
+        self, app: Flask, client: FlaskClient, auth: dict[str, str]
+    ) -> None:
+        for _ in range(3):
+            client.post("/v1/aggregates", json=valid_payload(), headers=auth)
+        gone = client.delete("/v1/devices/me", headers=auth)
+        assert (gone.status_code, gone.data, gone.content_type) == (204, b"", None)
+        for table in (devices, aggregates, outcomes, uploads_log):
+            assert count(app, table) == 0, table.name
+        for method, path in (("delete", "/v1/devices/me"), ("post", "/v1/aggregates")):
+            response = getattr(client, method)(path, json=valid_payload(), headers=auth)
+            assert response.status_code == 401
+            assert "register again" in response.json["error"]["message"]
+
+    # Schema ---------------------------------------------------------------------------------
+
+    def test_migrations_build_exactly_the_declared_tables(self, app: Flask) -> None:
+        with engine(app).connect() as conn:
+            found = inspect(conn)
+            assert set(found.get_table_names()) == set(metadata.tables)
+            for table in metadata.sorted_tables:
+                columns = {c["name"]: c["nullable"] for c in found.get_columns(table.name)}
+                assert columns == {c.name: c.nullable for c in table.columns}, table.name
+                indexes = {i["name"] for i in found.get_indexes(table.name)}
+                assert indexes >= {i.name for i in table.indexes}, table.name
+                unique = {
+                    tuple(u["column_names"]) for u in found.get_unique_constraints(table.name)
+                }
+                declared = {
+                    tuple(c.name for c in constraint.columns)
+                    for constraint in table.constraints
+                    if isinstance(constraint, UniqueConstraint)
+                }
+                assert unique >= declared, table.name
+                keys = found.get_pk_constraint(table.name)["constrained_columns"]
+                assert keys == [c.name for c in table.primary_key.columns], table.name
+
+    def test_migrate_is_idempotent_and_refuses_a_newer_database(self, app: Flask) -> None:
+        assert migrate(engine(app)) == LATEST
+        with engine(app).begin() as conn:
+            assert current_version(conn) == LATEST
+            conn.execute(schema_version.update().values(version=LATEST + 1))
+        with pytest.raises(SchemaError, match="upgrade edgepersona"):
+            migrate(engine(app))
+
+    def test_init_db_command_and_health_before_and_after(self, make_app: MakeApp) -> None:
+        app = make_app()
+        client = app.test_client()
+        before = client.get("/healthz")
+        assert before.status_code == 503
+        assert before.json["database"] == f"schema version 0, expected {LATEST}"  # type: ignore[index]
+        assert "init-db" in before.json["error"]["message"]  # type: ignore[index]
+        result = app.test_cli_runner().invoke(args=["init-db"])
+        assert result.exit_code == 0, result.output
+        assert f"from schema version 0 to {LATEST}" in result.output
+        again = app.test_cli_runner().invoke(args=["init-db"])
+        assert "already at schema version" in again.output
+        assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
+
+    def test_the_rows_of_each_table_hold_what_the_upload_said(
+        self, app: Flask, client: FlaskClient, auth: dict[str, str]
+    ) -> None:
+        payload = valid_payload()
+        client.post("/v1/aggregates", json=payload, headers=auth)
+        with engine(app).connect() as conn:
+            stored = conn.execute(
+                select(
+                    outcomes.c.persona, outcomes.c.offer, outcomes.c.accepted, outcomes.c.dismissed
+                ).order_by(outcomes.c.offer)
+            ).all()
+        assert count(app, uploads_log) == 1
+        assert [tuple(row) for row in stored] == [
+            (o["persona"], o["offer"], o["accepted"], o["dismissed"]) for o in payload["outcomes"]
+        ]
+
+    def test_a_device_row_cannot_be_inserted_twice_with_one_token(self, app: Flask) -> None:
+        row = {"token_sha256": "0" * 64, "created_at": T0}
+        with engine(app).connect() as conn:
+            conn.execute(insert(devices).values(id="a" * 32, **row))
+            conn.commit()
+            with pytest.raises(IntegrityError):
+                conn.execute(insert(devices).values(id="b" * 32, **row))
+
+
+class TestSQLite(StoreContract):
+    """The default database: a file in a temporary folder (see conftest.database_url)."""
+
+
+class TestPostgreSQL(StoreContract):
+    """The real server; this session's own database, emptied before each test."""
+
+    @pytest.fixture
+    def database_url(self, postgres_url: str) -> str:
+        return postgres_url
