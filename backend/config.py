@@ -38,7 +38,7 @@ _INT_MINIMUMS = {
     "RATE_LIMIT_UPLOADS_PER_HOUR": 1,
     "K_ANONYMITY_FLOOR": 1,
 }
-SETTINGS = ("DATABASE_URL", *_INT_MINIMUMS, "ADMIN_API_KEY")
+SETTINGS = ("DATABASE_URL", *_INT_MINIMUMS, "ADMIN_API_KEY", "SIGNING_KEY_PATH")
 MIN_ADMIN_KEY_LENGTH = 16
 _DEFAULT_DB_FILE = "edgepersona.db"
 
@@ -55,6 +55,7 @@ def _defaults(instance_path: str) -> dict[str, Any]:
         "RATE_LIMIT_UPLOADS_PER_HOUR": 20,
         "K_ANONYMITY_FLOOR": 50,
         "ADMIN_API_KEY": None,
+        "SIGNING_KEY_PATH": None,  # the registry's Ed25519 private key (PEM, mode 0600)
         "CLOCK": SystemClock(),  # tests pass a ManualClock; nothing in the backend sleeps
     }
 
@@ -112,6 +113,7 @@ def _check(config: dict[str, Any]) -> None:
     key = config["ADMIN_API_KEY"]
     config["ADMIN_API_KEY"] = None
     config["ADMIN_API_KEY_SHA256"] = None if key is None else _admin_key_hash(key)
+    config["SIGNING_KEY_PATH"] = _signing_key_path(config["SIGNING_KEY_PATH"])
     if not callable(getattr(config["CLOCK"], "time", None)):
         raise ConfigError("CLOCK must have a time() method returning Unix seconds")
 
@@ -135,6 +137,19 @@ def _database_url(url: object) -> str:
             f"DATABASE_URL names a {backend} database; accepted: sqlite or postgresql"
         )
     return url
+
+
+def _signing_key_path(path: object) -> str | None:
+    """Kept as a string; the file itself is read (and its mode checked) when a request signs."""
+    if path is None:
+        return None
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(
+            f"SIGNING_KEY_PATH is {path!r}; accepted: the path of the registry's private key file"
+        )
+    return path
 
 
 def _admin_key_hash(key: object) -> str:

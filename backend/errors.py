@@ -7,6 +7,7 @@
     ├── PayloadError    an upload payload broke a rule (a ValueError; answered as 422)
     ├── ConfigError     a setting has a value the service cannot run with (a ValueError)
     ├── SchemaError     the database schema is newer than this code, or a migration failed
+    ├── RegistryError   a model registry operation was refused; ``code`` says why
     └── SigningError    a signing key is missing, unsafe or malformed (``backend.keys``)
 
 A client must never see a traceback or an HTML page: ``register_error_handlers`` turns every
@@ -27,6 +28,7 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "PayloadError",
+    "RegistryError",
     "SchemaError",
     "register_error_handlers",
 ]
@@ -79,6 +81,20 @@ class SchemaError(BackendError):
     """The database cannot be brought to the schema this code expects."""
 
 
+class RegistryError(BackendError):
+    """A publish, promote or rollback was refused and nothing was stored.
+
+    ``code`` is one of ``invalid_bundle`` (a device would refuse the bundle),
+    ``version_not_newer``, ``unknown_version`` or ``invalid_percent``; the message says what
+    was wrong and what is accepted.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 # Codes and sentences for the errors werkzeug raises around our views; any other HTTP error
 # keeps werkzeug's name (as snake_case) and description, which are plain sentences too.
 _HTTP_ERRORS: dict[int, tuple[str, str]] = {
@@ -113,6 +129,19 @@ def _error_response(
 
 def _api_error(exc: ApiError) -> tuple[Response, int]:
     return _error_response(exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers)
+
+
+# The status of each refusal of the model registry.
+_REGISTRY_STATUS = {
+    "invalid_bundle": 422,
+    "invalid_percent": 422,
+    "unknown_version": 404,
+    "version_not_newer": 409,
+}
+
+
+def _registry_error(exc: RegistryError) -> tuple[Response, int]:
+    return _error_response(_REGISTRY_STATUS[exc.code], exc.code, exc.message)
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -154,6 +183,7 @@ def _unexpected(exc: Exception) -> tuple[Response, int]:
 def register_error_handlers(app: Flask) -> None:
     """Answer every error of ``app`` as JSON; call once from the application factory."""
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(RegistryError, _registry_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     Connection,
     Double,
@@ -24,9 +25,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     delete,
     insert,
@@ -93,7 +96,26 @@ def _v1(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+def _v2(conn: Connection) -> None:
+    meta = MetaData()
+    Table(
+        "models",
+        meta,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("manifest", Text, nullable=False),
+        Column("model_onnx", LargeBinary, nullable=False),
+        Column("playbook_json", LargeBinary, nullable=False),
+        Column("rollout_percent", Integer, nullable=False),
+        Column("created_at", Double, nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("source_version", Integer, nullable=True),
+        CheckConstraint("rollout_percent BETWEEN 0 AND 100", name="models_rollout_percent"),
+        CheckConstraint("kind IN ('model', 'rollback')", name="models_kind"),
+    )
+    meta.create_all(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 LATEST = len(MIGRATIONS)
 
 

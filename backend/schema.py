@@ -11,18 +11,29 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     Double,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
-__all__ = ["aggregates", "devices", "metadata", "outcomes", "schema_version", "uploads_log"]
+__all__ = [
+    "aggregates",
+    "devices",
+    "metadata",
+    "models",
+    "outcomes",
+    "schema_version",
+    "uploads_log",
+]
 
 metadata = MetaData()
 # 64-bit ids on PostgreSQL (a fleet uploads many millions of device-weeks); on SQLite only
@@ -80,4 +91,22 @@ uploads_log = Table(
     Column("device_id", String(32), ForeignKey("devices.id"), nullable=False),
     Column("at", Double, nullable=False),
     Index("uploads_log_device_at", "device_id", "at"),
+)
+
+# The model registry (migration 2): one row per published version, never updated except for
+# its rollout share and the manifest re-signed with it. ``manifest`` is the signed manifest as
+# JSON text; the two files are stored as the bytes their SHA-256 in the manifest covers.
+models = Table(
+    "models",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("manifest", Text, nullable=False),
+    Column("model_onnx", LargeBinary, nullable=False),
+    Column("playbook_json", LargeBinary, nullable=False),
+    Column("rollout_percent", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("kind", String(16), nullable=False),  # "model", or "rollback" of source_version
+    Column("source_version", Integer, nullable=True),
+    CheckConstraint("rollout_percent BETWEEN 0 AND 100", name="models_rollout_percent"),
+    CheckConstraint("kind IN ('model', 'rollback')", name="models_kind"),
 )

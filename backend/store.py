@@ -18,6 +18,7 @@ __all__ = [
     "RATE_WINDOW_S",
     "create_device",
     "erase_device",
+    "find_device",
     "has_upload",
     "insert_upload",
     "lock_device",
@@ -31,6 +32,14 @@ RATE_WINDOW_S = 3600.0
 def create_device(conn: Connection, device_id: str, token_sha256: str, now: float) -> None:
     """Register a device whose bearer token hashes to ``token_sha256``."""
     conn.execute(insert(devices).values(id=device_id, token_sha256=token_sha256, created_at=now))
+
+
+def find_device(conn: Connection, token_sha256: str) -> str | None:
+    """The id of the device holding this token, or None; without a lock, for read-only requests."""
+    found = conn.execute(
+        select(devices.c.id).where(devices.c.token_sha256 == token_sha256)
+    ).scalar_one_or_none()
+    return found
 
 
 def lock_device(conn: Connection, token_sha256: str) -> str | None:

@@ -18,6 +18,7 @@ from .errors import ApiError
 
 __all__ = [
     "REALM",
+    "bearer_credential",
     "bearer_token_sha256",
     "body_bytes",
     "hash_token",
@@ -39,17 +40,24 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def bearer_token_sha256() -> str:
-    """The hash of this request's well-formed bearer token; 401 if there is none."""
+def bearer_credential(missing: str) -> str:
+    """The credential of this request's ``Authorization: Bearer`` header.
+
+    Without one, a 401 whose message is ``missing`` (what to send, and where to get it).
+    """
     header = request.headers.get("Authorization", "")
     match = _BEARER.fullmatch(header)
     if match is None:
-        raise unauthorized(
-            "This endpoint needs an 'Authorization: Bearer <token>' header; "
-            "register with POST /v1/devices to get a token.",
-            invalid=bool(header),
-        )
-    token = match.group(1)
+        raise unauthorized(missing, invalid=bool(header))
+    return match.group(1)
+
+
+def bearer_token_sha256() -> str:
+    """The hash of this request's well-formed bearer token; 401 if there is none."""
+    token = bearer_credential(
+        "This endpoint needs an 'Authorization: Bearer <token>' header; "
+        "register with POST /v1/devices to get a token."
+    )
     if not _TOKEN.fullmatch(token):
         raise unauthorized(
             "The bearer token is malformed; use the token POST /v1/devices returned.",

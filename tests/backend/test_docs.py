@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from edgepersona.backend.metrics import METRICS
@@ -14,8 +15,14 @@ from edgepersona.sdk.features import FEATURES
 
 from .conftest import valid_payload
 
-# Every code the service answers with; test_http provokes each of them.
+# Every code the service answers with; test_http and test_registry provoke each of them.
 ERROR_CODES = {
+    "forbidden",
+    "invalid_bundle",
+    "invalid_percent",
+    "signing_key_unavailable",
+    "unknown_version",
+    "version_not_newer",
     "malformed_json",
     "unauthorized",
     "not_found",
@@ -54,3 +61,13 @@ def test_the_error_example_is_what_the_service_answers(
     features[3] = 12.5
     response = client.post("/v1/aggregates", json=valid_payload(features=features), headers=auth)
     assert response.json == json.loads(example)
+
+
+def test_every_endpoint_has_a_row(app: Flask) -> None:
+    table = DOCS.split("## Endpoints")[1].split("###")[0]
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            assert f"| `{method} {path}` |" in table, (method, path)

@@ -1,0 +1,132 @@
+"""Operator endpoints of the model registry, under ``/v1/admin``, behind the admin API key.
+
+Every request must carry ``Authorization: Bearer <admin API key>``: none gives 401, anything
+else (a wrong key, a device token, or any key while ``EDGEPERSONA_ADMIN_API_KEY`` is unset)
+gives 403. A bundle is published as ``multipart/form-data`` with one file part per bundle file,
+named ``model.onnx``, ``playbook.json`` and ``manifest.json`` (``curl -F model.onnx=@...``):
+no base64 inflation, and the parts are the files exactly as ``models build`` writes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from edgepersona.sdk._bundle import MAX_FILE_BYTES
+
+from . import registry
+from .config import admin_key_matches
+from .db import get_db
+from .errors import ApiError
+from .keys import SigningError, load_private_key
+from .web import bearer_credential, body_bytes, json_body
+
+__all__ = ["PUBLISH_MAX_BYTES", "bp"]
+
+bp = Blueprint("admin", __name__)
+# The three files at the size a device accepts at most, plus room for the multipart framing.
+PUBLISH_MAX_BYTES = 3 * MAX_FILE_BYTES + 64 * 1024
+KEYGEN_HINT = (
+    "python -c 'from pathlib import Path; from edgepersona.backend.keys import "
+    'generate_keypair; print(generate_keypair(Path("registry-key.pem"), '
+    'Path("registry-key.pub.json")))\''
+)
+
+
+@bp.before_request
+def _require_admin_key() -> None:
+    presented = bearer_credential(
+        "This endpoint needs an 'Authorization: Bearer <admin API key>' header; the key is "
+        "the server's EDGEPERSONA_ADMIN_API_KEY."
+    )
+    if current_app.config["ADMIN_API_KEY_SHA256"] is None:
+        raise ApiError(
+            403,
+            "forbidden",
+            "Admin endpoints are off on this server; set EDGEPERSONA_ADMIN_API_KEY to turn "
+            "them on.",
+        )
+    if not admin_key_matches(current_app.config, presented):
+        raise ApiError(
+            403,
+            "forbidden",
+            "The bearer credential is not the admin API key; device tokens cannot call "
+            "admin endpoints.",
+        )
+
+
+@bp.get("/v1/admin/models")
+def list_models() -> Response:
+    """Every published version, newest first."""
+    db = get_db()
+    with db.begin():
+        found = registry.list_models(db)
+    return jsonify(models=found)
+
+
+@bp.post("/v1/admin/models")
+def publish() -> tuple[Response, int]:
+    """Publish the uploaded bundle at 0% rollout: 201 and its signed manifest."""
+    key = _signing_key()
+    request.max_content_length = PUBLISH_MAX_BYTES
+    if request.mimetype != "multipart/form-data":
+        shown = request.mimetype or "no Content-Type"
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"The body was sent as {shown}; send multipart/form-data with the file parts "
+            "model.onnx, playbook.json and manifest.json.",
+        )
+    files = {name: part.read() for name, part in request.files.items()}
+    db = get_db()
+    with db.begin():
+        manifest = registry.publish(db, files, key, current_app.config["CLOCK"].time())
+    response = jsonify(manifest)
+    response.headers["Location"] = f"/v1/models/{manifest['version']}/bundle"
+    return response, 201
+
+
+@bp.post("/v1/admin/models/<int:version>/promote")
+def promote(version: int) -> Response:
+    """Set the share of devices that get ``version``: JSON ``{"percent": 0..100}``."""
+    key = _signing_key()
+    body = json_body(body_bytes())
+    if not isinstance(body, dict) or set(body) != {"percent"}:
+        raise ApiError(
+            422,
+            "invalid_percent",
+            'The body must be a JSON object with only the key "percent", such as {"percent": 30}.',
+        )
+    db = get_db()
+    with db.begin():
+        manifest = registry.promote(db, version, body["percent"], key)
+    return jsonify(manifest)
+
+
+@bp.post("/v1/admin/models/<int:version>/rollback")
+def rollback(version: int) -> tuple[Response, int]:
+    """Publish ``version``'s files again as a new, higher version for every device (201)."""
+    key = _signing_key()
+    db = get_db()
+    with db.begin():
+        manifest = registry.rollback(db, version, key, current_app.config["CLOCK"].time())
+    return jsonify(manifest), 201
+
+
+def _signing_key() -> Ed25519PrivateKey:
+    path = current_app.config["SIGNING_KEY_PATH"]
+    if path is None:
+        raise ApiError(
+            503,
+            "signing_key_unavailable",
+            "No signing key is configured, so nothing can be published or changed; create one "
+            f"with {KEYGEN_HINT} and set EDGEPERSONA_SIGNING_KEY_PATH to the .pem file.",
+        )
+    try:
+        return load_private_key(Path(path))
+    except SigningError as exc:
+        raise ApiError(
+            503, "signing_key_unavailable", f"The signing key cannot be used: {exc}."
+        ) from None
