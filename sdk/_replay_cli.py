@@ -74,5 +74,24 @@ def _print_summary(result: dict[str, Any]) -> None:
     if result["consent_granted_by_replay"]:
         granted = ", ".join(result["consent_granted_by_replay"])
         print(f"consent      granted for this replay: {granted}")
+    for place in result["places"]:
+        hours = place["dwell_s"] / 3600
+        print(
+            f"place        {place['label']:<6} #{place['id']} at {place['lat']:.4f},"
+            f"{place['lon']:.4f}: {place['visit_count']} visits, {hours:.1f} h"
+        )
+    persona = result["persona"]
+    if persona:
+        mix = ", ".join(
+            f"{pid} {p:.0%}"
+            for pid, p in sorted(persona["probabilities"].items(), key=lambda kv: -kv[1])
+        )
+        print(f"persona      {persona['name']} (model v{result['model_version']}): {mix}")
+    moment = result["moment"]
+    if moment:
+        print(f"moment       {moment['local_time']}: {moment['time_of_day']}, at {moment['place']}")
+    standout = sorted(result["features"].items(), key=lambda kv: -abs(kv[1]))[:6]
+    if standout:
+        print("features     " + ", ".join(f"{name} {value:.2f}" for name, value in standout))
     if result["data_dir"]:
         print(f"database     {result['data_dir']}")
