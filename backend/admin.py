@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from edgepersona.sdk._bundle import MAX_FILE_BYTES
 
-from . import registry
+from . import registry, retrain
 from .config import admin_key_matches
 from .db import get_db
 from .errors import ApiError
@@ -113,6 +113,73 @@ def rollback(version: int) -> tuple[Response, int]:
     with db.begin():
         manifest = registry.rollback(db, version, key, current_app.config["CLOCK"].time())
     return jsonify(manifest), 201
+
+
+@bp.post("/v1/admin/retrain")
+def run_retrain() -> tuple[Response, int]:
+    """Retrain from the stored aggregates; 201 and the report, or 409 with it when refused.
+
+    Optional JSON body ``{"weeks": 1..52, "k": 2..12}``. The report is stored either way.
+    """
+    key = _signing_key()
+    weeks, k = _retrain_options(body_bytes())
+    db = get_db()
+    refused: retrain.RetrainError | None = None
+    with db.begin():  # a refusal's report is committed too
+        try:
+            report = retrain.retrain(
+                db,
+                weeks=weeks,
+                k=k,
+                floor=current_app.config["K_ANONYMITY_FLOOR"],
+                private_key=key,
+                now=current_app.config["CLOCK"].time(),
+            )
+        except retrain.RetrainError as exc:
+            refused = exc
+    if refused is not None:
+        g.error_code = refused.code
+        response = jsonify(
+            error={"code": refused.code, "message": refused.message}, report=refused.report
+        )
+        return response, 409
+    response = jsonify(report)
+    response.headers["Location"] = f"/v1/models/{report['published_version']}/bundle"
+    return response, 201
+
+
+@bp.get("/v1/admin/retrains")
+def list_retrains() -> Response:
+    """Every stored retrain report, newest first."""
+    db = get_db()
+    with db.begin():
+        found = retrain.list_retrains(db)
+    return jsonify(retrains=found)
+
+
+_RETRAIN_LIMITS = {"weeks": (1, 52), "k": (2, 12)}
+
+
+def _retrain_options(raw: bytes) -> tuple[int, int | None]:
+    """``weeks`` and ``k`` from an optional JSON body; 422 ``invalid_retrain_options``."""
+    if not raw.strip():
+        return retrain.DEFAULT_WEEKS, None
+    body = json_body(raw)
+    accepted = 'a JSON object with optional integers "weeks" (1..52) and "k" (2..12)'
+    if not isinstance(body, dict) or set(body) - set(_RETRAIN_LIMITS):
+        raise ApiError(
+            422, "invalid_retrain_options", f'The body must be {accepted}, such as {{"weeks": 4}}.'
+        )
+    for name, (low, high) in _RETRAIN_LIMITS.items():
+        value = body.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ApiError(
+                422,
+                "invalid_retrain_options",
+                f"{name} is {value!r:.40}; accepted: a whole number from {low} to {high}.",
+                field=name,
+            )
+    return body.get("weeks", retrain.DEFAULT_WEEKS), body.get("k")
 
 
 def _signing_key() -> Ed25519PrivateKey:

@@ -25,6 +25,7 @@ from .errors import ConfigError
 __all__ = [
     "ENV_PREFIX",
     "SETTINGS",
+    "admin_api_key_from_environ",
     "admin_key_matches",
     "configure",
     "default_database_url",
@@ -93,6 +94,11 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     if test_config is not None:
         app.config.update(test_config)
     _check(app.config)
+
+
+def admin_api_key_from_environ() -> str | None:
+    """``EDGEPERSONA_ADMIN_API_KEY`` as set for a client (``edgepersona models``), or None."""
+    return os.environ.get(ENV_PREFIX + "ADMIN_API_KEY") or None
 
 
 def admin_key_matches(config: Mapping[str, Any], presented: str) -> bool:

@@ -115,7 +115,22 @@ def _v2(conn: Connection) -> None:
     meta.create_all(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+def _v3(conn: Connection) -> None:
+    meta = MetaData()
+    row_id = BigInteger().with_variant(Integer, "sqlite")
+    Table("models", meta, Column("version", Integer, primary_key=True, autoincrement=False))
+    Table(
+        "retrains",
+        meta,
+        Column("id", row_id, primary_key=True, autoincrement=True),
+        Column("created_at", Double, nullable=False),
+        Column("report", JSON, nullable=False),
+        Column("published_version", Integer, ForeignKey("models.version"), nullable=True),
+    )
+    meta.tables["retrains"].create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 LATEST = len(MIGRATIONS)
 
 

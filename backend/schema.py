@@ -31,6 +31,7 @@ __all__ = [
     "metadata",
     "models",
     "outcomes",
+    "retrains",
     "schema_version",
     "uploads_log",
 ]
@@ -109,4 +110,15 @@ models = Table(
     Column("source_version", Integer, nullable=True),
     CheckConstraint("rollout_percent BETWEEN 0 AND 100", name="models_rollout_percent"),
     CheckConstraint("kind IN ('model', 'rollback')", name="models_kind"),
+)
+
+# Retraining reports (migration 3): one row per retrain run, whether or not it published.
+# ``report`` is the evaluation report (JSON); ``published_version`` the version it registered.
+retrains = Table(
+    "retrains",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("created_at", Double, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("published_version", Integer, ForeignKey("models.version"), nullable=True),
 )

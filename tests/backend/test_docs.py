@@ -18,6 +18,10 @@ from .conftest import valid_payload
 # Every code the service answers with; test_http and test_registry provoke each of them.
 ERROR_CODES = {
     "forbidden",
+    "gates_failed",
+    "invalid_retrain_options",
+    "too_few_devices",
+    "training_refused",
     "invalid_bundle",
     "invalid_percent",
     "signing_key_unavailable",

@@ -1,0 +1,347 @@
+"""Retraining: learn a candidate persona model from the stored aggregates and register it at 0%.
+
+``retrain`` runs on the caller's connection, inside the caller's transaction:
+
+1. **Read** the aggregates of the last ``weeks`` ISO weeks (by their ``week`` field, the week
+   of ``now`` included) in chunks of ``CHUNK_ROWS`` rows (``yield_per``: a server-side cursor
+   on PostgreSQL), so the rows are never all in Python at once. Clustering needs the matrix
+   itself, so one float32 row per device-week is kept (76 bytes a row for the 19 v1 features:
+   1M device-weeks are about 76 MB), plus one small integer per distinct device to count
+   them. That matrix is the bounded part; nothing else grows with the table.
+2. **Refuse** (``RetrainError``, code ``too_few_devices``) when fewer than ``floor``
+   distinct devices contributed: the k-anonymity floor (``K_ANONYMITY_FLOOR``).
+3. **Train** with ``edgepersona.edge_models.training.train``, passing the newest published
+   model's personas (ids, names, traits, centroids from its manifest) as ``previous``, so
+   persona ids and names stay stable; ``k`` defaults to that model's number of personas (5
+   with no model yet).
+4. **Priors**: the Beta prior of each (persona, offer) cell of the playbook becomes the
+   previous prior plus the summed noised counts of the window's ``outcomes`` rows. The sums
+   are clipped at 0 per cell (the Laplace noise of one device can be negative, and its sum
+   over many devices is unbiased; clipping per device would bias every cell upwards).
+   Cells whose persona is not in the new model or whose offer the playbook does not define
+   are left out and counted in the report.
+5. **Evaluate**: agreement of the new model with the current one on the training vectors
+   (both run through the SDK's ``PersonaModel``, as on a device), the distilled model's
+   held-out agreement with the clustering, model size; gates are the training gates plus
+   the floor.
+6. **Register** the candidate with ``registry.publish`` (0% rollout) if every gate passed,
+   and store the report in ``retrains`` in every case.
+
+On a refusal the report row is written before ``RetrainError`` is raised: commit the
+transaction anyway to keep it (the admin endpoint does).
+
+Known limit: the window's outcome counts are added to the current playbook's priors, so a
+week that falls in two consecutive retrain windows is counted twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, func, insert, select
+
+from edgepersona.edge_models.bundle import default_playbook, write_bundle
+from edgepersona.edge_models.training import Persona, Trained, train
+from edgepersona.sdk._inference import PersonaModel
+from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
+
+from . import registry
+from .errors import BackendError
+from .schema import aggregates, models, outcomes, retrains
+
+__all__ = [
+    "CHUNK_ROWS",
+    "DEFAULT_K",
+    "DEFAULT_WEEKS",
+    "RetrainError",
+    "list_retrains",
+    "retrain",
+    "week_window",
+]
+
+CHUNK_ROWS = 10_000
+DEFAULT_K = 5  # personas when no model is published yet
+DEFAULT_WEEKS = 4
+BUNDLE_LIFETIME = dt.timedelta(days=365)
+_PREDICT_ROWS = 100_000
+
+
+class RetrainError(BackendError):
+    """Retraining stopped without publishing; ``report`` was stored (commit to keep it).
+
+    ``code``: ``too_few_devices`` (below the k-anonymity floor), ``training_refused`` (the
+    data cannot be split into ``k`` personas: fewer than 5 device-weeks per persona, or a
+    cluster too small to hold out) or ``gates_failed``.
+    """
+
+    def __init__(self, code: str, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.report = report
+
+
+def week_window(now: float, weeks: int) -> tuple[str, str]:
+    """The first and last ISO week labels (``YYYY-Www``) of the ``weeks`` weeks ending at now."""
+    today = dt.datetime.fromtimestamp(now, dt.timezone.utc).date()
+    first = today - dt.timedelta(weeks=weeks - 1)
+    return _label(first), _label(today)
+
+
+def retrain(
+    conn: Connection,
+    *,
+    weeks: int,
+    k: int | None,
+    floor: int,
+    private_key: Ed25519PrivateKey,
+    now: float,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Retrain from the last ``weeks`` weeks of aggregates; return the stored report.
+
+    Raises ``RetrainError`` (after storing the report) when it does not publish.
+    """
+    started = time.perf_counter()
+    first_week, last_week = week_window(now, weeks)
+    vectors, devices = _read_vectors(conn, first_week, last_week)
+    current = _current_bundle(conn)
+    previous = _personas(current["manifest"]) if current else ()
+    k = k if k is not None else (len(previous) or DEFAULT_K)
+    report: dict[str, Any] = {
+        "created_at": now,
+        "weeks": weeks,
+        "first_week": first_week,
+        "last_week": last_week,
+        "k": k,
+        "seed": seed,
+        "device_weeks": len(vectors),
+        "devices": devices,
+        "k_anonymity_floor": floor,
+        "current_version": current["version"] if current else None,
+        "gates": {"k_anonymity_floor": devices >= floor},
+        "published_version": None,
+        "refusal": None,
+    }
+    if devices < floor:
+        _refuse(
+            conn,
+            report,
+            started,
+            "too_few_devices",
+            f"{devices} distinct devices sent aggregates in {first_week}..{last_week}, fewer "
+            f"than the k-anonymity floor of {floor}; nothing was trained.",
+        )
+    try:
+        trained = train(vectors, k=k, previous=previous, seed=seed)
+    except ValueError as exc:
+        _refuse(conn, report, started, "training_refused", f"Training was refused: {exc}.")
+    version = _newest_version(conn) + 1
+    playbook, priors_report = _playbook_with_priors(
+        conn, current, trained.personas, first_week, last_week
+    )
+    files = _bundle_files(trained, version, playbook, now)
+    new_model = PersonaModel.from_bytes(files["model.onnx"])
+    report.update(
+        personas=[{"id": p.id, "name": p.name, "traits": list(p.traits)} for p in trained.personas],
+        cluster_sizes={
+            p.id: size for p, size in zip(trained.personas, trained.cluster_sizes, strict=True)
+        },
+        agreement_with_current=_agreement(current, new_model, trained, vectors),
+        held_out_agreement=round(trained.agreement, 4),
+        model_bytes=len(files["model.onnx"]),
+        priors=priors_report,
+    )
+    report["gates"].update(trained.gates(len(files["model.onnx"])))
+    failed = sorted(name for name, ok in report["gates"].items() if not ok)
+    if failed:
+        _refuse(
+            conn,
+            report,
+            started,
+            "gates_failed",
+            f"The candidate failed the gates {', '.join(failed)}; nothing was published.",
+        )
+    manifest = registry.publish(conn, files, private_key, now)
+    report["published_version"] = manifest["version"]
+    return _store(conn, report, started)
+
+
+def list_retrains(conn: Connection) -> list[dict[str, Any]]:
+    """Every stored report, newest first, each with its ``id``."""
+    rows = conn.execute(select(retrains.c.id, retrains.c.report).order_by(retrains.c.id.desc()))
+    return [{**_as_dict(row.report), "id": row.id} for row in rows]
+
+
+def _read_vectors(conn: Connection, first_week: str, last_week: str) -> tuple[np.ndarray, int]:
+    """The window's feature vectors (float32, one row per device-week) and distinct devices."""
+    query = (
+        select(aggregates.c.device_id, aggregates.c.features)
+        .where(
+            aggregates.c.week >= first_week,
+            aggregates.c.week <= last_week,
+            aggregates.c.schema_version == SCHEMA_VERSION,
+        )
+        .order_by(aggregates.c.id)
+    )
+    chunks: list[np.ndarray] = []
+    device_index: dict[str, int] = {}
+    # On the statement: Connection.execution_options would change the connection itself.
+    result = conn.execute(query.execution_options(yield_per=CHUNK_ROWS))
+    for rows in result.partitions():
+        chunk = np.array([row.features for row in rows], dtype=np.float32)
+        for row in rows:
+            device_index.setdefault(row.device_id, len(device_index))
+        chunks.append(chunk.reshape(len(rows), len(FEATURES)))
+    result.close()
+    vectors = np.concatenate(chunks) if chunks else np.empty((0, len(FEATURES)), dtype=np.float32)
+    return vectors, len(device_index)
+
+
+def _current_bundle(conn: Connection) -> dict[str, Any] | None:
+    """The newest published version's number, manifest and files, or None."""
+    version = _newest_version(conn)
+    files = registry.bundle_files(conn, version) if version else None
+    if files is None:
+        return None
+    return {"version": version, "manifest": json.loads(files["manifest.json"]), "files": files}
+
+
+def _personas(manifest: dict[str, Any]) -> tuple[Persona, ...]:
+    return tuple(
+        Persona(
+            str(p["id"]),
+            str(p["name"]),
+            tuple(str(t) for t in p.get("traits", ())),
+            tuple(float(v) for v in p["centroid"]),
+        )
+        for p in manifest["personas"]
+    )
+
+
+def _playbook_with_priors(
+    conn: Connection,
+    current: dict[str, Any] | None,
+    personas: tuple[Persona, ...],
+    first_week: str,
+    last_week: str,
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """A copy of the current playbook whose priors include the window's outcome counts."""
+    base = json.loads(current["files"]["playbook.json"]) if current else default_playbook()
+    playbook = copy.deepcopy(base)
+    ids = {p.id for p in personas}
+    priors: dict[str, dict[str, list[float]]] = {
+        persona: {offer: list(ab) for offer, ab in table.items()}
+        for persona, table in playbook.get("priors", {}).items()
+        if persona in ids  # a persona the new model lacks would make devices refuse it
+    }
+    offers = set(playbook.get("offers", {}))
+    query = (
+        select(
+            outcomes.c.persona,
+            outcomes.c.offer,
+            func.sum(outcomes.c.accepted),
+            func.sum(outcomes.c.dismissed),
+            func.count(),
+        )
+        .select_from(outcomes.join(aggregates, outcomes.c.aggregate_id == aggregates.c.id))
+        .where(aggregates.c.week >= first_week, aggregates.c.week <= last_week)
+        .group_by(outcomes.c.persona, outcomes.c.offer)
+    )
+    updated = ignored = rows = 0
+    for persona, offer, accepted, dismissed, count in conn.execute(query):
+        rows += int(count)
+        if persona not in ids or offer not in offers:
+            ignored += 1
+            continue
+        alpha, beta = priors.setdefault(persona, {}).get(offer, [1.0, 1.0])
+        priors[persona][offer] = [
+            round(float(alpha) + max(0.0, float(accepted)), 3),
+            round(float(beta) + max(0.0, float(dismissed)), 3),
+        ]
+        updated += 1
+    playbook["priors"] = priors
+    return playbook, {"outcome_rows": rows, "cells_updated": updated, "cells_ignored": ignored}
+
+
+def _bundle_files(
+    trained: Trained, version: int, playbook: dict[str, Any], now: float
+) -> dict[str, bytes]:
+    created = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="ep-retrain-") as tmp:
+        write_bundle(
+            trained,
+            Path(tmp),
+            version=version,
+            playbook=playbook,
+            created_at=created.isoformat(),
+            expires_at=(created + BUNDLE_LIFETIME).isoformat(),
+            rollout_percent=0,
+        )
+        return {
+            name: (Path(tmp) / name).read_bytes()
+            for name in ("model.onnx", "playbook.json", "manifest.json")
+        }
+
+
+def _agreement(
+    current: dict[str, Any] | None,
+    new_model: PersonaModel,
+    trained: Trained,
+    vectors: np.ndarray,
+) -> float | None:
+    """Fraction of training vectors to which the current and new models give the same persona."""
+    if current is None:
+        return None
+    old_model = PersonaModel.from_bytes(current["files"]["model.onnx"])
+    old_ids = np.array([p["id"] for p in json.loads(old_model.metadata.get("personas", "[]"))])
+    new_ids = np.array([p.id for p in trained.personas])
+    same = 0
+    for start in range(0, len(vectors), _PREDICT_ROWS):
+        batch = vectors[start : start + _PREDICT_ROWS]
+        old = old_ids[np.argmax(old_model.predict_proba(batch), axis=1)]
+        new = new_ids[np.argmax(new_model.predict_proba(batch), axis=1)]
+        same += int(np.sum(old == new))
+    return round(same / len(vectors), 4)
+
+
+def _refuse(
+    conn: Connection, report: dict[str, Any], started: float, code: str, message: str
+) -> NoReturn:
+    report["refusal"] = {"code": code, "message": message}
+    raise RetrainError(code, message, _store(conn, report, started))
+
+
+def _store(conn: Connection, report: dict[str, Any], started: float) -> dict[str, Any]:
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    report["id"] = conn.execute(
+        insert(retrains)
+        .values(
+            created_at=report["created_at"],
+            report=report,
+            published_version=report["published_version"],
+        )
+        .returning(retrains.c.id)
+    ).scalar_one()
+    return report
+
+
+def _label(day: dt.date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(json.loads(value) if isinstance(value, str) else value)
+
+
+def _newest_version(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(models.c.version))).scalar_one_or_none() or 0)

@@ -1,0 +1,206 @@
+"""Retraining on SQLite and PostgreSQL: from stored aggregates to a candidate at 0% rollout.
+
+The aggregates are the synthetic population's feature vectors (replayed through the SDK, as on
+a phone), stored through ``backend.store`` as uploads of the week of T0, with a few noised
+outcome rows. ``RetrainContract`` holds the storage-dependent tests; the refusals that never
+reach the database run once, on SQLite, below it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from edgepersona.backend import registry, store
+from edgepersona.backend.db import engine, init_db
+from edgepersona.backend.keys import generate_keypair, load_private_key
+from edgepersona.backend.payload import Outcome, Upload
+from edgepersona.backend.retrain import week_window
+from edgepersona.backend.schema import retrains
+from edgepersona.edge_models.bundle import fleet_vectors
+from edgepersona.edge_models.population import population
+from edgepersona.sdk.features import SCHEMA_VERSION
+
+from ..conftest import T0
+from .conftest import WEEK_OF_T0, MakeApp, register
+from .test_registry import ADMIN, ADMIN_KEY, default_files, stored_versions
+
+DEVICES = 120
+OLD_WEEK = "2026-W01"  # outside any window of a few weeks before T0
+# Noised outcome rows of some devices: (persona, offer, accepted, dismissed).
+OUTCOMES = (
+    ("commuter", "coffee_to_go", 3.2, -0.4),
+    ("commuter", "flash_sale", -1.5, 0.3),  # the accepted sum is negative: clipped at 0
+    ("commuter", "no_such_offer", 1.0, 1.0),  # an offer the playbook lacks: ignored
+)
+OUTCOME_DEVICES = 10
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    """Feature vectors of a synthetic fleet, one per device (a few seconds: replays traces)."""
+    return fleet_vectors(population(DEVICES, seed=7), 3)
+
+
+@pytest.fixture
+def app(make_app: MakeApp, tmp_path: Path) -> Flask:
+    """An app with the admin key and a signing key, on a migrated database."""
+    private = tmp_path / "registry-key.pem"
+    generate_keypair(private, tmp_path / "registry-key.pub.json")
+    created = make_app(ADMIN_API_KEY=ADMIN_KEY, SIGNING_KEY_PATH=str(private))
+    with created.app_context():
+        init_db()
+    return created
+
+
+def store_uploads(app: Flask, vectors: np.ndarray, week: str = WEEK_OF_T0) -> None:
+    """One device per vector, each uploading it for ``week``; the first ones with outcomes."""
+    with engine(app).begin() as conn:
+        for index, vector in enumerate(vectors):
+            device = uuid.uuid4().hex
+            store.create_device(conn, device, uuid.uuid4().hex + uuid.uuid4().hex, T0)
+            rows = OUTCOMES if index < OUTCOME_DEVICES else ()
+            upload = Upload(
+                upload_id=uuid.uuid4().hex,
+                schema_version=SCHEMA_VERSION,
+                week=week,
+                features=tuple(float(v) for v in vector),
+                epsilon=1.0,
+                mechanism="laplace",
+                model_version=1,
+                outcomes=tuple(Outcome(*row) for row in rows),
+                sdk_version="0.1.0",
+            )
+            store.insert_upload(conn, device, upload, T0)
+
+
+def publish_default(app: Flask) -> None:
+    key = load_private_key(Path(app.config["SIGNING_KEY_PATH"]))
+    with engine(app).begin() as conn:
+        registry.publish(conn, default_files(), key, T0)
+
+
+def stored_reports(app: Flask) -> list[tuple[int | None, dict[str, object]]]:
+    with engine(app).connect() as conn:
+        rows = conn.execute(select(retrains.c.published_version, retrains.c.report))
+        return [(row.published_version, row.report) for row in rows]
+
+
+def priors_of(app: Flask, version: int) -> dict[str, dict[str, list[float]]]:
+    with engine(app).connect() as conn:
+        files = registry.bundle_files(conn, version)
+    assert files is not None
+    return dict(json.loads(files["playbook.json"])["priors"])
+
+
+class RetrainContract:
+    """Retraining behaviour every supported database must show."""
+
+    @pytest.mark.slow
+    def test_retrain_publishes_a_candidate_at_zero_percent(
+        self, app: Flask, client: FlaskClient, vectors: np.ndarray
+    ) -> None:
+        publish_default(app)
+        store_uploads(app, vectors)
+        store_uploads(app, vectors[:5], week=OLD_WEEK)  # outside the window: not read
+        response = client.post("/v1/admin/retrain", json={"weeks": 2}, headers=ADMIN)
+        assert response.status_code == 201, response.json
+        report = response.json
+        assert report["published_version"] == 2 and report["current_version"] == 1
+        assert report["device_weeks"] == DEVICES and report["devices"] == DEVICES
+        assert report["gates"] == {"k_anonymity_floor": True, "agreement": True, "size": True}
+        assert report["agreement_with_current"] > 0.8
+        assert report["held_out_agreement"] >= 0.9
+        assert sum(report["cluster_sizes"].values()) == DEVICES
+        assert response.headers["Location"] == "/v1/models/2/bundle"
+
+        default = json.loads(default_files()["manifest.json"])
+        with engine(app).connect() as conn:
+            listed = registry.list_models(conn)
+            files = registry.bundle_files(conn, 2)
+        assert [(m["version"], m["rollout_percent"]) for m in listed] == [(2, 0), (1, 0)]
+        assert files is not None
+        manifest = json.loads(files["manifest.json"])
+        ids = sorted(p["id"] for p in default["personas"])
+        assert sorted(p["id"] for p in manifest["personas"]) == ids
+        assert sorted(report["cluster_sizes"]) == ids
+
+        old = json.loads(default_files()["playbook.json"])["priors"]["commuter"]
+        new = priors_of(app, 2)["commuter"]
+        n = OUTCOME_DEVICES
+        assert new["coffee_to_go"] == pytest.approx(
+            [old["coffee_to_go"][0] + 3.2 * n, old["coffee_to_go"][1]]  # -0.4 * n clipped
+        )
+        assert new["flash_sale"] == pytest.approx([old["flash_sale"][0], old["flash_sale"][1] + 3])
+        assert "no_such_offer" not in new
+        assert report["priors"] == {"outcome_rows": 3 * n, "cells_updated": 2, "cells_ignored": 1}
+
+        assert stored_reports(app) == [(2, {k: v for k, v in report.items() if k != "id"})]
+        listed_reports = client.get("/v1/admin/retrains", headers=ADMIN).json["retrains"]
+        assert listed_reports == [report]
+
+    def test_below_the_floor_nothing_is_published_and_the_report_is_kept(
+        self, app: Flask, client: FlaskClient, vectors: np.ndarray
+    ) -> None:
+        publish_default(app)
+        store_uploads(app, vectors[:10])
+        response = client.post("/v1/admin/retrain", headers=ADMIN)
+        assert response.status_code == 409
+        assert response.json["error"]["code"] == "too_few_devices"
+        assert "10 distinct devices" in response.json["error"]["message"]
+        assert response.json["report"]["gates"] == {"k_anonymity_floor": False}
+        assert stored_versions(app) == [1]
+        ((version, report),) = stored_reports(app)
+        assert version is None and report["refusal"]["code"] == "too_few_devices"
+        assert report["devices"] == 10 and report["k_anonymity_floor"] == 50
+
+
+class TestRetrainSQLite(RetrainContract):
+    """The default database: a file in a temporary folder."""
+
+
+class TestRetrainPostgreSQL(RetrainContract):
+    """The real server; this session's own database, emptied before each test."""
+
+    @pytest.fixture
+    def database_url(self, postgres_url: str) -> str:
+        return postgres_url
+
+
+def test_device_tokens_and_missing_keys_cannot_retrain(app: Flask, client: FlaskClient) -> None:
+    device = register(client)
+    assert client.post("/v1/admin/retrain", headers=device).status_code == 403
+    assert client.post("/v1/admin/retrain").status_code == 401
+    assert client.get("/v1/admin/retrains", headers=device).status_code == 403
+    assert stored_reports(app) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"weeks": 0}, {"weeks": 53}, {"k": 1}, {"k": 13}, {"k": True}, {"weeks": "4"}, {"x": 1}, []],
+)
+def test_bad_retrain_options_are_refused(app: Flask, client: FlaskClient, body: object) -> None:
+    response = client.post("/v1/admin/retrain", json=body, headers=ADMIN)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_retrain_options"
+    assert stored_reports(app) == []
+
+
+def test_no_model_and_no_data_is_refused_with_k_5(app: Flask, client: FlaskClient) -> None:
+    response = client.post("/v1/admin/retrain", json={"weeks": 1}, headers=ADMIN)
+    assert response.status_code == 409
+    report = response.json["report"]
+    assert report["k"] == 5 and report["current_version"] is None and report["devices"] == 0
+
+
+def test_the_window_is_the_last_weeks_iso_weeks() -> None:
+    assert week_window(T0, 1) == (WEEK_OF_T0, WEEK_OF_T0)
+    assert week_window(T0, 10) == ("2026-W01", WEEK_OF_T0)
+    assert week_window(T0, 11) == ("2025-W52", WEEK_OF_T0)
