@@ -88,7 +88,7 @@ def publish() -> tuple[Response, int]:
     return response, 201
 
 
-@bp.post("/v1/admin/models/<int:version>/promote")
+@bp.post("/v1/admin/models/<int(max=2147483647):version>/promote")
 def promote(version: int) -> Response:
     """Set the share of devices that get ``version``: JSON ``{"percent": 0..100}``."""
     key = _signing_key()
@@ -105,7 +105,7 @@ def promote(version: int) -> Response:
     return jsonify(manifest)
 
 
-@bp.post("/v1/admin/models/<int:version>/rollback")
+@bp.post("/v1/admin/models/<int(max=2147483647):version>/rollback")
 def rollback(version: int) -> tuple[Response, int]:
     """Publish ``version``'s files again as a new, higher version for every device (201)."""
     key = _signing_key()

@@ -46,7 +46,7 @@ def current() -> Response:
     return response
 
 
-@bp.get("/v1/models/<int:version>/bundle")
+@bp.get("/v1/models/<int(max=2147483647):version>/bundle")
 def bundle(version: int) -> Response:
     """The zip of ``model.onnx``, ``playbook.json`` and the signed ``manifest.json``."""
     token_sha256 = bearer_token_sha256()

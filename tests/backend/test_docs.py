@@ -72,6 +72,6 @@ def test_every_endpoint_has_a_row(app: Flask) -> None:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", rule.rule)
+        path = re.sub(r"<(?:\w+(?:\([^)]*\))?:)?(\w+)>", r"<\1>", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             assert f"| `{method} {path}` |" in table, (method, path)
