@@ -7,12 +7,22 @@ the app's routes and agrees with ``validate_upload``; a fuzz test drives every e
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify
 
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
 
+from .apidoc import (
+    ERROR_BODY,
+    STRING,
+    JsonObject,
+    error_responses,
+    json_answer,
+    json_request_body,
+    no_body,
+    operation,
+    ref,
+    required_object,
+)
 from .payload import (
     FEATURE_BOUNDS,
     MAX_COUNT,
@@ -20,6 +30,7 @@ from .payload import (
     MAX_INT,
     MAX_OUTCOMES,
     MECHANISMS,
+    MIN_EPSILON,
     OUTCOME_KEYS,
     PAYLOAD_KEYS,
 )
@@ -28,15 +39,6 @@ __all__ = ["UPLOAD_V1_SCHEMA", "bp", "openapi_document"]
 
 bp = Blueprint("openapi", __name__)
 
-JsonObject = dict[str, Any]
-
-
-def _object(**properties: JsonObject) -> JsonObject:
-    """An object schema in which every one of ``properties`` is required."""
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-_STRING: JsonObject = {"type": "string"}
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}
 _COUNT = {"type": "number", "minimum": -MAX_COUNT, "maximum": MAX_COUNT}
 
@@ -65,14 +67,14 @@ UPLOAD_V1_SCHEMA: JsonObject = {
             ],
             "items": False,
         },
-        "epsilon": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EPSILON},
+        "epsilon": {"type": "number", "minimum": MIN_EPSILON, "maximum": MAX_EPSILON},
         "mechanism": {"type": "string", "enum": list(MECHANISMS)},
         "model_version": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
         "outcomes": {
             "type": "array",
             "maxItems": MAX_OUTCOMES,
             "items": {
-                **_object(persona=_ID, offer=_ID, accepted=_COUNT, dismissed=_COUNT),
+                **required_object(persona=_ID, offer=_ID, accepted=_COUNT, dismissed=_COUNT),
                 "required": list(OUTCOME_KEYS),
                 "additionalProperties": False,
             },
@@ -81,107 +83,39 @@ UPLOAD_V1_SCHEMA: JsonObject = {
     },
 }
 
-_ERROR_BODY: JsonObject = {
-    **_object(code=_STRING, message=_STRING),
-    "properties": {"code": _STRING, "message": _STRING, "field": _STRING},
-}
-_ERROR_SCHEMA = _object(error=_ERROR_BODY)
-
-_ERROR_TEXT = {
-    400: "The body is not JSON (`malformed_json`).",
-    401: "No bearer credential, a malformed one, or a token no device holds (`unauthorized`).",
-    403: "A wrong admin key, a device token, or admin endpoints off (`forbidden`).",
-    404: "No published model has this version (`unknown_version`).",
-    409: "Refused by the registry (`version_not_newer`).",
-    413: "The body is over the size limit (`payload_too_large`).",
-    415: "The body was not sent with the expected media type (`unsupported_media_type`).",
-    422: "The body breaks a rule; the message says which.",
-    429: "This device used its hourly uploads (`rate_limited`); see `Retry-After`.",
-    503: "The database is unavailable, or (admin writes) no usable signing key.",
-}
-
-# Headers some errors carry (never required: only some answers of a status send them).
-_ERROR_HEADERS = {
-    401: ("WWW-Authenticate", 'The challenge, `Bearer realm="edgepersona"`.'),
-    429: ("Retry-After", "Seconds until this device may upload again."),
-    503: ("Retry-After", "Seconds to wait before retrying (database unavailable)."),
-}
-
-
-def _ref(kind: str, name: str) -> JsonObject:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _json(schema: JsonObject, description: str, **headers: str) -> JsonObject:
-    answer: JsonObject = {
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-    }
-    if headers:
-        answer["headers"] = {
-            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
-            for name, text in headers.items()
-        }
-    return answer
-
-
-def _operation(
-    summary: str,
-    tag: str,
-    responses: dict[int, JsonObject],
-    errors: tuple[int, ...],
-    *,
-    security: str | None = None,
-    body: JsonObject | None = None,
-    parameters: list[JsonObject] | None = None,
-) -> JsonObject:
-    operation: JsonObject = {"summary": summary, "tags": [tag], "parameters": parameters or []}
-    operation["security"] = [{security: []}] if security else []
-    if body is not None:
-        operation["requestBody"] = body
-    answers = {str(status): answer for status, answer in responses.items()}
-    operation["responses"] = answers | {str(s): _ref("responses", f"Error{s}") for s in errors}
-    return operation
-
-
-def _said(description: str) -> JsonObject:
-    return {"description": description}  # an answer without a body
-
-
-def _json_body(schema: JsonObject, *, required: bool = True) -> JsonObject:
-    return {"required": required, "content": {"application/json": {"schema": schema}}}
-
-
+_ERROR_SCHEMA = required_object(error=ERROR_BODY)
 _UINT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 _VERSION = {"name": "version", "in": "path", "required": True, "schema": _UINT}
 _IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
-_MANIFEST, _REPORT = _ref("schemas", "Manifest"), _ref("schemas", "RetrainReport")
+_MANIFEST, _REPORT = ref("schemas", "Manifest"), ref("schemas", "RetrainReport")
 _BUNDLE_FILES = ("model.onnx", "playbook.json", "manifest.json")
 _BINARY = {"type": "string", "format": "binary"}
 _PUBLISH_BODY = {
     "required": True,
     "content": {
-        "multipart/form-data": {"schema": _object(**dict.fromkeys(_BUNDLE_FILES, _BINARY))}
+        "multipart/form-data": {"schema": required_object(**dict.fromkeys(_BUNDLE_FILES, _BINARY))}
     },
 }
 _PERCENT = {"type": "integer", "minimum": 0, "maximum": 100}
-_PROMOTE_BODY = _json_body({**_object(percent=_PERCENT), "additionalProperties": False})
+_PROMOTE_BODY = json_request_body(
+    {**required_object(percent=_PERCENT), "additionalProperties": False}
+)
 _RETRAIN_OPTIONS = {
     "weeks": {"type": "integer", "minimum": 1, "maximum": 52},
     "k": {"type": "integer", "minimum": 2, "maximum": 12},
 }
-_RETRAIN_BODY = _json_body(
+_RETRAIN_BODY = json_request_body(
     {"type": "object", "additionalProperties": False, "properties": _RETRAIN_OPTIONS},
     required=False,
 )
-_REFUSED = {"allOf": [_ref("schemas", "Error"), {"type": "object", "required": ["report"]}]}
-_RETRAINS = _object(retrains={"type": "array", "items": _REPORT})
+_REFUSED = {"allOf": [ref("schemas", "Error"), {"type": "object", "required": ["report"]}]}
+_RETRAINS = required_object(retrains={"type": "array", "items": _REPORT})
 
 
 def _paths() -> JsonObject:
     device, admin, ok = "deviceToken", "adminKey", (503,)
-    status = _ref("schemas", "UploadStatus")
-    current = _json(
+    status = ref("schemas", "UploadStatus")
+    current = json_answer(
         _MANIFEST,
         "The manifest.",
         ETag="The quoted SHA-256 of the canonical manifest.",
@@ -189,46 +123,46 @@ def _paths() -> JsonObject:
     )
     zipped = {"description": "The bundle zip.", "content": {"application/zip": {"schema": _BINARY}}}
     text = {"description": "Prometheus text 0.0.4.", "content": {"text/plain": {"schema": {}}}}
-    health = _ref("schemas", "Health")
+    health = ref("schemas", "Health")
     return {
         "/v1/devices": {
-            "post": _operation(
+            "post": operation(
                 "Register a device; its token is shown once.",
                 "devices",
-                {201: _json(_ref("schemas", "Registration"), "The device and its token.")},
+                {201: json_answer(ref("schemas", "Registration"), "The device and its token.")},
                 ok,
             )
         },
         "/v1/devices/me": {
-            "delete": _operation(
+            "delete": operation(
                 "Erase every row of the calling device, then the device.",
                 "devices",
-                {204: _said("Erased; the token no longer works.")},
+                {204: no_body("Erased; the token no longer works.")},
                 (401, 503),
                 security=device,
             )
         },
         "/v1/aggregates": {
-            "post": _operation(
+            "post": operation(
                 "Upload this week's noised aggregate (payload v1), once per upload_id.",
                 "ingest",
                 {
-                    200: _json(status, "A replay; nothing stored twice."),
-                    201: _json(status, "Stored."),
+                    200: json_answer(status, "A replay; nothing stored twice."),
+                    201: json_answer(status, "Stored."),
                 },
                 (400, 401, 413, 415, 422, 429, 503),
                 security=device,
-                body=_json_body(_ref("schemas", "UploadV1")),
+                body=json_request_body(ref("schemas", "UploadV1")),
             )
         },
         "/v1/models/current": {
-            "get": _operation(
+            "get": operation(
                 "The signed manifest this device should run.",
                 "models",
                 {
                     200: current,
-                    204: _said("No version is rolled out to this device; keep your bundle."),
-                    304: _said("The manifest matches If-None-Match."),
+                    204: no_body("No version is rolled out to this device; keep your bundle."),
+                    304: no_body("The manifest matches If-None-Match."),
                 },
                 (401, 503),
                 security=device,
@@ -236,7 +170,7 @@ def _paths() -> JsonObject:
             )
         },
         "/v1/models/{version}/bundle": {
-            "get": _operation(
+            "get": operation(
                 "The zip of model.onnx, playbook.json and the signed manifest.json.",
                 "models",
                 {200: zipped},
@@ -246,27 +180,27 @@ def _paths() -> JsonObject:
             )
         },
         "/v1/admin/models": {
-            "get": _operation(
+            "get": operation(
                 "Every published version, newest first.",
                 "admin",
-                {200: _json(_ref("schemas", "ModelList"), "The versions.")},
+                {200: json_answer(ref("schemas", "ModelList"), "The versions.")},
                 (401, 403, 503),
                 security=admin,
             ),
-            "post": _operation(
+            "post": operation(
                 "Publish a bundle at 0% rollout.",
                 "admin",
-                {201: _json(_MANIFEST, "The signed manifest.", Location="Its bundle.")},
+                {201: json_answer(_MANIFEST, "The signed manifest.", Location="Its bundle.")},
                 (401, 403, 409, 413, 415, 422, 503),
                 security=admin,
                 body=_PUBLISH_BODY,
             ),
         },
         "/v1/admin/models/{version}/promote": {
-            "post": _operation(
+            "post": operation(
                 "Roll a version out to a share of devices; lowering it halts a rollout.",
                 "admin",
-                {200: _json(_MANIFEST, "The re-signed manifest.")},
+                {200: json_answer(_MANIFEST, "The re-signed manifest.")},
                 (400, 401, 403, 404, 413, 415, 422, 503),
                 security=admin,
                 parameters=[_VERSION],
@@ -274,22 +208,22 @@ def _paths() -> JsonObject:
             )
         },
         "/v1/admin/models/{version}/rollback": {
-            "post": _operation(
+            "post": operation(
                 "Publish a version's files again as a new, higher version at 100%.",
                 "admin",
-                {201: _json(_MANIFEST, "The new version's signed manifest.")},
+                {201: json_answer(_MANIFEST, "The new version's signed manifest.")},
                 (401, 403, 404, 409, 422, 503),
                 security=admin,
                 parameters=[_VERSION],
             )
         },
         "/v1/admin/retrain": {
-            "post": _operation(
+            "post": operation(
                 "Retrain from the stored aggregates; the candidate is registered at 0%.",
                 "admin",
                 {
-                    201: _json(_REPORT, "The evaluation report.", Location="Its bundle."),
-                    409: _json(_REFUSED, "Refused; the report is kept."),
+                    201: json_answer(_REPORT, "The evaluation report.", Location="Its bundle."),
+                    409: json_answer(_REFUSED, "Refused; the report is kept."),
                 },
                 (400, 401, 403, 413, 415, 422, 503),
                 security=admin,
@@ -297,34 +231,47 @@ def _paths() -> JsonObject:
             )
         },
         "/v1/admin/retrains": {
-            "get": _operation(
+            "get": operation(
                 "Every stored retrain report, newest first.",
                 "admin",
-                {200: _json(_RETRAINS, "The reports.")},
+                {200: json_answer(_RETRAINS, "The reports.")},
                 (401, 403, 503),
                 security=admin,
             )
         },
         "/healthz": {
-            "get": _operation(
+            "get": operation(
                 "Whether this worker can serve: database reachable, schema current.",
                 "ops",
-                {200: _json(health, "Ready."), 503: _json(health, "Not ready; see error.")},
+                {
+                    200: json_answer(health, "Ready."),
+                    503: json_answer(health, "Not ready; see error."),
+                },
                 (),
             )
         },
-        "/metrics": {"get": _operation("This worker's counters.", "ops", {200: text}, ())},
+        "/metrics": {"get": operation("Every worker's counters, gauges.", "ops", {200: text}, ())},
+        "/dashboard": {
+            "get": operation(
+                "The operator page (HTML): HTTP Basic, any user, the admin key as password; "
+                "or the admin key as bearer. Off (403) without an admin key.",
+                "ops",
+                {200: {"description": "The page.", "content": {"text/html": {"schema": STRING}}}},
+                (401, 403, 503),
+                security=admin,
+            )
+        },
         "/openapi.json": {
-            "get": _operation(
-                "This document.", "ops", {200: _json({"type": "object"}, "OpenAPI 3.1.")}, ()
+            "get": operation(
+                "This document.", "ops", {200: json_answer({"type": "object"}, "OpenAPI 3.1.")}, ()
             )
         },
     }
 
 
 def _schemas() -> JsonObject:
-    string, integer = _STRING, {"type": "integer", "minimum": 0}
-    listed = _object(
+    string, integer = STRING, {"type": "integer", "minimum": 0}
+    listed = required_object(
         version=integer,
         kind={"type": "string", "enum": ["model", "rollback"]},
         source_version={"type": ["integer", "null"]},
@@ -334,21 +281,25 @@ def _schemas() -> JsonObject:
     return {
         "Error": _ERROR_SCHEMA,
         "UploadV1": UPLOAD_V1_SCHEMA,
-        "UploadStatus": _object(status={"type": "string", "enum": ["accepted", "duplicate"]}),
-        "Registration": _object(
+        "UploadStatus": required_object(
+            status={"type": "string", "enum": ["accepted", "duplicate"]}
+        ),
+        "Registration": required_object(
             device_id={"type": "string", "pattern": "^[0-9a-f]{32}$"},
             token={"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
         ),
         # A signed model manifest (docs/backend.md, Model bundle); the SDK checks the rest.
-        "Manifest": _object(version=integer, rollout={"type": "object"}, signature={}),
-        "ModelList": _object(models={"type": "array", "items": listed}),
+        "Manifest": required_object(version=integer, rollout={"type": "object"}, signature={}),
+        "ModelList": required_object(models={"type": "array", "items": listed}),
         "RetrainReport": {"type": "object", "description": "A retrain's evaluation report."},
         "Health": {
-            **_object(status={"type": "string", "enum": ["ok", "unavailable"]}, database=string),
+            **required_object(
+                status={"type": "string", "enum": ["ok", "unavailable"]}, database=string
+            ),
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
                 "database": string,
-                "error": _ERROR_BODY,
+                "error": ERROR_BODY,
             },
         },
     }
@@ -356,14 +307,6 @@ def _schemas() -> JsonObject:
 
 def openapi_document() -> JsonObject:
     """The OpenAPI 3.1 document of the service, a fresh dict on every call."""
-    responses = {
-        f"Error{status}": _json(_ref("schemas", "Error"), text)
-        for status, text in _ERROR_TEXT.items()
-    }
-    for status, (name, text) in _ERROR_HEADERS.items():
-        responses[f"Error{status}"]["headers"] = {
-            name: {"description": text, "schema": {"type": "string"}}
-        }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -388,7 +331,7 @@ def openapi_document() -> JsonObject:
                 },
             },
             "schemas": _schemas(),
-            "responses": responses,
+            "responses": error_responses(),
         },
     }
 

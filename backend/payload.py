@@ -6,11 +6,12 @@ reported with its exact place (``outcomes[3].offer``) so an SDK developer can fi
 keys are refused at every level: a device must not be able to smuggle extra data through.
 ``docs/backend.md`` documents the same rules field by field.
 
-Feature ranges: the device clips each feature to its documented range and then adds noise, so
-an honest value may fall outside the range. Values are accepted within ``NOISE_MARGIN`` ranges
-on either side of it, which holds the noise of any epsilon worth using (the SDK clamps noised
-values into this band: post-processing does not weaken the privacy guarantee), while bounding
-how far one device can drag a fleet mean. A value beyond the band is garbage or an attack.
+Feature ranges: the device clips each feature to its documented range and then adds Laplace
+noise (``edgepersona.sdk.privacy``), so an honest value usually falls far outside the range.
+Values are accepted within ``FEATURE_BOUNDS``: the band the SDK clamps into at the smallest
+epsilon it may use, which an honest value leaves with probability below e^-20. The band is
+that wide because local noise is; what bounds one device's pull on a fleet statistic is the
+retraining's weighting, not this check. A value beyond the band is garbage or an attack.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
+from edgepersona.sdk.privacy import MAX_EPSILON, MIN_EPSILON, feature_band
 
 from .errors import PayloadError
 
@@ -31,7 +33,7 @@ __all__ = [
     "MAX_EPSILON",
     "MAX_OUTCOMES",
     "MECHANISMS",
-    "NOISE_MARGIN",
+    "MIN_EPSILON",
     "OUTCOME_KEYS",
     "PAYLOAD_KEYS",
     "Outcome",
@@ -52,12 +54,7 @@ PAYLOAD_KEYS = (
 )
 OUTCOME_KEYS = ("persona", "offer", "accepted", "dismissed")
 MECHANISMS = ("laplace", "gaussian")
-NOISE_MARGIN = 10.0
-FEATURE_BOUNDS: tuple[tuple[float, float], ...] = tuple(
-    (f.low - NOISE_MARGIN * (f.high - f.low), f.high + NOISE_MARGIN * (f.high - f.low))
-    for f in FEATURES
-)
-MAX_EPSILON = 10.0
+FEATURE_BOUNDS = feature_band(MIN_EPSILON)
 MAX_OUTCOMES = 200
 MAX_COUNT = 1e4  # noised counts may be negative: the bound is on the magnitude
 MAX_INT = 2**31 - 1  # fits a 32-bit INTEGER column on every database
@@ -232,9 +229,11 @@ def _features(value: object) -> tuple[float, ...]:
 
 def _epsilon(value: object) -> float:
     epsilon = _number("epsilon", "epsilon", value)
-    if not 0.0 < epsilon <= MAX_EPSILON:
+    if not MIN_EPSILON <= epsilon <= MAX_EPSILON:
         raise PayloadError(
-            "epsilon", "epsilon", f"{epsilon} is out of range; accepted: above 0, at most 10"
+            "epsilon",
+            "epsilon",
+            f"{epsilon} is out of range; accepted: {MIN_EPSILON} to {MAX_EPSILON}",
         )
     return epsilon
 

@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 
 from edgepersona.backend.errors import PayloadError
 from edgepersona.backend.openapi import UPLOAD_V1_SCHEMA
-from edgepersona.backend.payload import validate_upload
+from edgepersona.backend.payload import FEATURE_BOUNDS, validate_upload
 from edgepersona.sdk.features import FEATURES
 
 from ..conftest import T0
@@ -94,8 +94,7 @@ def test_the_payload_schema_accepts_a_valid_payload() -> None:
 
 def _too_high_feature() -> list[float]:
     features = valid_payload()["features"]
-    low, high = FEATURES[3].low, FEATURES[3].high
-    features[3] = high + 10.5 * (high - low)
+    features[3] = FEATURE_BOUNDS[3][1] * 1.01
     return features
 
 

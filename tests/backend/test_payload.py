@@ -20,6 +20,7 @@ from edgepersona.backend.payload import (
     validate_upload,
 )
 from edgepersona.sdk.features import FEATURES
+from edgepersona.sdk.privacy import BAND_SCALES, MIN_EPSILON, feature_band, feature_noise_scale
 
 from ..conftest import T0
 from .conftest import valid_payload
@@ -95,7 +96,8 @@ REFUSED: dict[str, tuple[object, str, str]] = {
         "features[0]",
         "plus room for noise",
     ),
-    "epsilon zero": (valid_payload(epsilon=0), "epsilon", "above 0, at most 10"),
+    "epsilon zero": (valid_payload(epsilon=0), "epsilon", "accepted: 0.1 to 10.0"),
+    "epsilon below the floor": (valid_payload(epsilon=0.0999), "epsilon", "out of range"),
     "epsilon negative": (valid_payload(epsilon=-1.0), "epsilon", "out of range"),
     "epsilon over 10": (valid_payload(epsilon=10.0001), "epsilon", "out of range"),
     "epsilon text": (valid_payload(epsilon="1"), "epsilon", "expected a number"),
@@ -194,7 +196,7 @@ ACCEPTED: dict[str, dict[str, Any]] = {
     ),
     "integer features": valid_payload(features=[int(f.low) for f in FEATURES]),
     "epsilon at the maximum": valid_payload(epsilon=10),
-    "tiny epsilon": valid_payload(epsilon=1e-9),
+    "smallest epsilon": valid_payload(epsilon=0.1),
     "gaussian": valid_payload(mechanism="gaussian"),
     "model_version 0": valid_payload(model_version=0),
     "model_version at 32 bits": valid_payload(model_version=2**31 - 1),
@@ -219,11 +221,15 @@ def test_week_53_is_accepted_in_a_year_that_has_one() -> None:
     assert validate_upload(valid_payload(week="2026-W53"), late_december_2026).week == "2026-W53"
 
 
-def test_the_band_is_ten_ranges_wide_on_each_side() -> None:
+def test_the_band_holds_the_sdk_noise_at_the_smallest_epsilon() -> None:
+    reach = BAND_SCALES * feature_noise_scale(MIN_EPSILON)
     for feature, (low, high) in zip(FEATURES, FEATURE_BOUNDS, strict=True):
         width = feature.high - feature.low
-        assert low == feature.low - 10 * width
-        assert high == feature.high + 10 * width
+        assert low == pytest.approx(feature.low - reach * width)
+        assert high == pytest.approx(feature.high + reach * width)
+    # wider than the band at any larger epsilon: an honest device is never refused
+    for (low, high), (lo1, hi1) in zip(FEATURE_BOUNDS, feature_band(1.0), strict=True):
+        assert low < lo1 < hi1 < high
 
 
 # Properties ---------------------------------------------------------------------------------
@@ -246,7 +252,7 @@ payloads = st.builds(
     upload_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
     week=st.sampled_from(["2025-W10", "2025-W30", "2025-W52", "2026-W01", "2026-W10", "2026-W11"]),
     features=st.tuples(*(st.floats(low, high) for low, high in FEATURE_BOUNDS)).map(list),
-    epsilon=st.floats(0, 10, exclude_min=True),
+    epsilon=st.floats(0.1, 10),
     mechanism=st.sampled_from(["laplace", "gaussian"]),
     model_version=st.integers(0, 2**31 - 1),
     outcomes=outcomes,
