@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
-from . import admin, db, devices, ingest, models, openapi, ops
+from . import admin, dashboard, db, devices, ingest, models, openapi, ops
 from .config import configure, default_database_url
 from .errors import register_error_handlers
 from .metrics import metrics
@@ -38,7 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         os.makedirs(app.instance_path, exist_ok=True)
     db.init_app(app)
     register_error_handlers(app)
-    for blueprint in (devices.bp, ingest.bp, models.bp, admin.bp, ops.bp, openapi.bp):
+    for blueprint in (devices.bp, ingest.bp, models.bp, admin.bp, dashboard.bp, ops.bp, openapi.bp):
         app.register_blueprint(blueprint)
     app.after_request(_count_request)
     return app

@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import zipfile
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import Connection
 
 from . import registry, store
 from .db import get_db
 from .errors import ApiError
+from .metrics import metrics
 from .web import bearer_token_sha256, unknown_token
 
 __all__ = ["bp", "bundle_zip"]
@@ -36,9 +37,11 @@ def current() -> Response:
     with db.begin():
         manifest = registry.current_for(db, _device_id(db, token_sha256))
     if manifest is None:
+        _count_manifest("204", "none")
         return _empty(204)
     etag = registry.manifest_etag(manifest)
     unchanged = request.if_none_match.contains_weak(etag)
+    _count_manifest("304" if unchanged else "200", str(manifest["version"]))
     response = _empty(304) if unchanged else jsonify(manifest)
     response.set_etag(etag)
     # The answer depends on who asks: no shared cache may keep it, and a device revalidates.
@@ -61,6 +64,7 @@ def bundle(version: int) -> Response:
             f"There is no published model version {version}; "
             "GET /v1/models/current names the one to fetch.",
         )
+    metrics(current_app).inc("edgepersona_model_bundles_served_total", version=str(version))
     return Response(
         bundle_zip(files),
         mimetype="application/zip",
@@ -82,6 +86,12 @@ def _device_id(db: Connection, token_sha256: str) -> str:
     if device_id is None:
         raise unknown_token()
     return device_id
+
+
+def _count_manifest(status: str, version: str) -> None:
+    metrics(current_app).inc(
+        "edgepersona_model_manifests_served_total", status=status, version=version
+    )
 
 
 def _empty(status: int) -> Response:

@@ -1,5 +1,7 @@
 """Endpoints for operators and their tools: ``GET /healthz`` and ``GET /metrics``.
 
+``/metrics`` is described in ``backend.metrics``; the human view is ``/dashboard``.
+
 ``/healthz`` is what a load balancer polls: it answers 200 only when this worker can reach the
 database and the schema is the one this code expects, so a worker started before ``init-db``
 ran, or cut off from PostgreSQL, is taken out of rotation instead of failing uploads.
@@ -7,7 +9,8 @@ ran, or cut off from PostgreSQL, is taken out of rotation instead of failing upl
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import engine
@@ -18,6 +21,14 @@ __all__ = ["bp"]
 
 bp = Blueprint("ops", __name__)
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@bp.record_once
+def _create_metrics(state: BlueprintSetupState) -> None:
+    # When the app is created, so that a bad PROMETHEUS_MULTIPROC_DIR stops the service at
+    # start-up rather than failing its first request.
+    assert isinstance(state.app, Flask)
+    metrics(state.app)
 
 
 @bp.get("/healthz")
@@ -39,7 +50,7 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def prometheus() -> Response:
-    """This worker's counters in the Prometheus text format."""
+    """Counters of every worker on this host and the registry's gauges (Prometheus text)."""
     return Response(metrics(current_app).render(), content_type=PROMETHEUS_CONTENT_TYPE)
 
 
