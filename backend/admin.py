@@ -29,9 +29,8 @@ bp = Blueprint("admin", __name__)
 # The three files at the size a device accepts at most, plus room for the multipart framing.
 PUBLISH_MAX_BYTES = 3 * MAX_FILE_BYTES + 64 * 1024
 KEYGEN_HINT = (
-    "python -c 'from pathlib import Path; from edgepersona.backend.keys import "
-    'generate_keypair; print(generate_keypair(Path("registry-key.pem"), '
-    'Path("registry-key.pub.json")))\''
+    "'edgepersona backend keygen --out DIR' (from Python: "
+    "edgepersona.backend.keys.generate_keypair)"
 )
 
 
