@@ -59,7 +59,8 @@ def publish(
     ``files`` maps ``model.onnx``, ``playbook.json`` and ``manifest.json`` to their bytes. The
     bundle is checked with the SDK's own ``from_files``, so the registry never stores what a
     device would refuse. The manifest's ``version`` must be greater than every published
-    version (a stale upload is refused); the version stored is the next one, newest + 1.
+    version (a stale upload is refused) and is kept: devices compare it with the version of
+    the bundle they run, the built-in one included (version 1 ships with the SDK).
     Raises ``RegistryError`` (``invalid_bundle``, ``version_not_newer``).
     """
     manifest = _checked_manifest(files, now)
@@ -76,7 +77,7 @@ def publish(
         conn,
         manifest,
         files,
-        version=newest + 1,
+        version=int(manifest["version"]),
         percent=0,
         source_version=None,
         private_key=private_key,

@@ -9,6 +9,7 @@ from ._consent import PURPOSES
 from ._location import PRESETS, SamplingPolicy
 from ._replay import ReplayReport, replay
 from ._store import Settings
+from ._sync import SyncResult, SyncSettings
 from ._types import Decision, LocalTime, Moment, PersonaEstimate
 from .clock import Clock, ManualClock, SystemClock
 from .errors import (
@@ -47,6 +48,8 @@ __all__ = [
     "Settings",
     "StoreClosedError",
     "StoreError",
+    "SyncResult",
+    "SyncSettings",
     "SystemClock",
     "TraceError",
     "replay",

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import math
+import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from . import _validate as check
@@ -24,7 +30,9 @@ from ._location import default_gps_source as _default_gps_source
 from ._playbook import KNOWN_NAMES
 from ._schema import SCHEMA_VERSION
 from ._store import Settings, Store
+from ._sync import Syncer, SyncResult, SyncSettings
 from ._types import Decision, LocalTime, Moment, PersonaEstimate
+from ._updates import ModelUpdater
 from .clock import Clock, SystemClock
 from .errors import InvalidSignalError
 from .features import FEATURE_NAMES
@@ -54,6 +62,7 @@ class EdgePersona:
         policy_version: str,
         gps: Any,
         rng: np.random.Generator,
+        sync: tuple[str | None, tuple[bytes, ...], httpx.BaseTransport | None, SyncSettings],
     ) -> None:
         if token is not EdgePersona._OPENING:
             raise TypeError("create an EdgePersona with EdgePersona.open(data_dir, app_id)")
@@ -82,7 +91,30 @@ class EdgePersona:
             rng,
             lock,
         )
+        backend_url, public_keys, transport, sync_settings = sync
+        self._updater = ModelUpdater(
+            store,
+            clock,
+            self._decider,
+            public_keys,
+            sync_settings.shadow_decisions,
+            sync_settings.max_bundle_bytes,
+        )
+        self._syncer = Syncer(
+            store,
+            clock,
+            self._zone,
+            self.consent,
+            self._decider,
+            self._updater,
+            self._derived.feature_vector,
+            backend_url,
+            transport,
+            sync_settings,
+            rng,
+        )
         self._reload_derived()
+        self._updater.restore()
 
     @classmethod
     def open(
@@ -97,6 +129,10 @@ class EdgePersona:
         policy_version: str = "1",
         location_source: Any = None,
         seed: int | None = None,
+        backend_url: str | None = None,
+        public_key: str | bytes | Sequence[str | bytes] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sync_settings: SyncSettings | None = None,
     ) -> EdgePersona:
         """Open (or create) the SDK's database in ``data_dir``, which the SDK owns.
 
@@ -109,14 +145,30 @@ class EdgePersona:
             app_categories: extra ``{package id or prefix: category}`` for the resolver.
             policy_version: the privacy policy version written with each consent change.
             location_source: a plyer-like GPS object (default: ``plyer.gps`` when started).
-            seed: seeds the randomness of offer ranking (Thompson sampling), for tests.
+            seed: seeds the SDK's randomness (offer ranking, privacy noise, backoff jitter),
+                for tests; never seed it in a shipped app, the noise must be unpredictable.
+            backend_url: the sync service (e.g. ``https://sync.example.com``); without it
+                ``sync()`` makes no request.
+            public_key: the backend's Ed25519 public key that model bundles must be signed
+                with: the base64 ``public_key`` of ``edgepersona backend keygen``'s public key
+                file, or its 32 raw bytes; a list of keys while the backend rotates its key.
+                Without it, downloaded models are refused (uploads still work).
+            transport: an httpx transport for every request the SDK makes (tests, proxies).
+            sync_settings: the privacy budget, schedule and limits of sync (``SyncSettings``).
 
         Raises:
             StoreError: the database cannot be opened or was written by a newer SDK.
-            InvalidSignalError: ``tz`` or ``app_categories`` is invalid.
+            InvalidSignalError: ``tz``, ``app_categories``, ``backend_url`` or ``public_key``
+                is invalid.
         """
         if not isinstance(app_id, str) or not app_id:
             raise InvalidSignalError("app_id", "expected the host app's id as a non-empty string")
+        sync = (
+            _backend_url(backend_url),
+            _public_keys(public_key),
+            transport,
+            sync_settings or SyncSettings(),
+        )
         clock = clock or SystemClock()
         resolver = AppCategoryResolver(app_categories)
         store = Store(Path(data_dir), clock, settings or Settings(), zone(tz))
@@ -137,6 +189,7 @@ class EdgePersona:
                 policy_version,
                 location_source,
                 np.random.default_rng(seed),
+                sync,
             )
         except BaseException:
             store.close()
@@ -354,6 +407,41 @@ class EdgePersona:
             "feedback", "no_consent"
         )
 
+    # -- sync ---------------------------------------------------------------------------
+
+    def sync(self, force: bool = False) -> SyncResult:
+        """Send the week's private aggregate and look for a new model, if it is time.
+
+        Call it from the app's own timer as often as convenient: it does nothing before
+        ``SyncSettings.interval_s`` has passed since the last success, or while backing off
+        after failures (``force=True``, for a "sync now" button, skips both but still
+        honours the server's ``Retry-After``). Without ``sync`` consent or a
+        ``backend_url`` it makes no request at all. It never raises for network trouble:
+        the returned ``SyncResult`` says what happened. See ``docs/upload-payload.md`` for
+        exactly what is sent.
+
+        Raises:
+            StoreClosedError: the instance was closed or erased.
+        """
+        return self._syncer.sync(force)
+
+    def sync_status(self) -> dict[str, Any]:
+        """Registration, uploads waiting, the last result, the next attempt, the privacy
+        budget spent (``epsilon``: this week's, the budget, all time) and uploads dropped by
+        reason."""
+        return self._syncer.status()
+
+    def last_upload(self) -> dict[str, Any] | None:
+        """The last upload the server accepted, exactly as sent (``payload``), with
+        ``sent_at`` and its size in ``bytes``; ``None`` before the first."""
+        return self._syncer.last_upload()
+
+    def model_status(self) -> dict[str, Any]:
+        """The model in use (``version``, ``source``), a candidate running in ``shadow``
+        (decisions so far and how often it agreed), the ``download`` in progress or its
+        outcome, and the ``history`` of bundles adopted, shadowed and rejected (with why)."""
+        return self._updater.status()
+
     def use_bundle(self, path: str | Path) -> int:
         """Switch to the bundle at ``path`` (a directory or .zip), e.g. to try a playbook.
 
@@ -437,12 +525,43 @@ class EdgePersona:
         self._intake.close(self._clock.time())
         self._store.close()
 
-    def erase(self) -> None:
-        """Delete everything the SDK holds on this device; the instance is closed after it."""
+    def erase(self) -> dict[str, str]:
+        """Delete everything the SDK holds on this device, and ask the backend to do the same.
+
+        If the device ever registered with the backend, ``DELETE /v1/devices/me`` is sent
+        first (even if sync was revoked since: the server may still hold its uploads); then
+        the database and downloaded bundles are deleted and the instance is closed. Returns
+        ``{"device": "erased", "server": ...}`` with ``server`` one of ``deleted``,
+        ``not_registered`` or ``failed: <why>`` (offline: the uploads stay on the server,
+        which keeps no coordinates, app ids or places; tell the user so).
+        """
         self._location.stop()
+        server = self._erase_on_server()
         self._intake.discard()
+        shutil.rmtree(self._store.data_dir / "bundles", ignore_errors=True)
         self._store.erase()
         self._derived.clear()
+        return {"device": "erased", "server": server}
+
+    def _erase_on_server(self) -> str:
+        url = self._syncer.url
+        _, token = self._syncer.registration()
+        if token is None or not url:
+            return "not_registered"
+        try:
+            with httpx.Client(
+                base_url=url,
+                transport=self._syncer.transport,
+                timeout=self._syncer.settings.timeout_s,
+            ) as client:
+                response = client.delete(
+                    "/v1/devices/me", headers={"Authorization": f"Bearer {token}"}
+                )
+        except httpx.HTTPError as exc:
+            return f"failed: {type(exc).__name__}"
+        if response.status_code in (204, 401, 410):  # 401/410: the server holds nothing now
+            return "deleted"
+        return f"failed: the server answered {response.status_code}"
 
     def __enter__(self) -> EdgePersona:
         return self
@@ -475,6 +594,8 @@ class EdgePersona:
         """Consent was withdrawn: drop what is held in memory for that purpose."""
         if purpose == "location":
             self._location.stop()
+        if purpose == "sync":
+            self._syncer.forget()
         self._intake.forget(purpose)
         self._reload_derived()
 
@@ -484,3 +605,36 @@ class EdgePersona:
         # is what tells the decider's caches to recompute with the new statements.
         self._decider.reload()
         self._derived.reload()
+
+
+def _backend_url(url: str | None) -> str | None:
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str):
+        raise InvalidSignalError("backend_url", "expected a URL string such as https://host")
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise InvalidSignalError("backend_url", f"{url!r:.80} is not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidSignalError("backend_url", f"{url!r:.80} is not an http(s) URL with a host")
+    return url.rstrip("/")
+
+
+def _public_keys(keys: str | bytes | Sequence[str | bytes] | None) -> tuple[bytes, ...]:
+    if keys is None:
+        return ()
+    items = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+    raw = []
+    for key in items:
+        if isinstance(key, str):
+            with contextlib.suppress(binascii.Error, ValueError):
+                key = base64.b64decode(key, validate=True)
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise InvalidSignalError(
+                "public_key",
+                "expected the backend's Ed25519 public key: the base64 'public_key' of the "
+                "key file made by `edgepersona backend keygen`, or its 32 raw bytes",
+            )
+        raw.append(key)
+    return tuple(raw)

@@ -72,6 +72,9 @@ class Decider:
         self._cached_shift: tuple[tuple[float, ...], HabitShift | None] | None = None
         # The mixed prior, valid while the same priors, probabilities and offers come back.
         self._cached_prior: tuple[Any, ...] | None = None
+        # Told the features and top persona of each personalized decision while a candidate
+        # bundle runs in shadow (see ``_updates``).
+        self.shadow: Callable[[tuple[float, ...], str], None] | None = None
 
     # -- the bundle ---------------------------------------------------------------------------
 
@@ -89,12 +92,20 @@ class Decider:
                 self._bundle_error = str(exc)
         return self._bundle
 
+    def bundle(self) -> Bundle | None:
+        """The bundle in use (``None`` without a usable model)."""
+        return self._model()
+
     def use_bundle(self, path: str | Path) -> int:
         """``EdgePersona.use_bundle``: load and check the bundle whole, then switch to it."""
         bundle = load_bundle(Path(path))
+        self.swap(bundle)
+        return bundle.version
+
+    def swap(self, bundle: Bundle) -> None:
+        """Serve ``bundle`` from the next decision on; a decision under way keeps its own."""
         self._bundle, self._bundle_error = bundle, None
         self._cached_persona = None
-        return bundle.version
 
     # -- the persona ----------------------------------------------------------------------
 
@@ -183,6 +194,8 @@ class Decider:
             return self._unpersonalized(decision_id, surface, offer_ids, moment, bundle)
         probabilities = self._probabilities(bundle)
         top = max(probabilities, key=probabilities.__getitem__)
+        if self.shadow is not None:
+            self.shadow(self._features(), top)
         context = self.condition_values(moment, bundle, probabilities)
         variant, layout, because = bundle.playbook.variant(surface, context)
         reasons = [

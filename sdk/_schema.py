@@ -104,7 +104,23 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_ts ON feedback (ts);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# v3: sync. Registration, backoff and the ETag live in ``settings``; an upload is queued with
+# its ``upload_id`` fixed, so a resend after a crash is the same upload to the server.
+_V3 = """
+CREATE TABLE upload_queue (
+    upload_id TEXT PRIMARY KEY, week TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,
+    queued_at REAL NOT NULL, attempts INTEGER NOT NULL);
+CREATE TABLE privacy_budget (week TEXT PRIMARY KEY, epsilon REAL NOT NULL, spent_at REAL NOT NULL);
+CREATE TABLE uploads_sent (
+    upload_id TEXT PRIMARY KEY, week TEXT NOT NULL, payload TEXT NOT NULL, sent_at REAL NOT NULL,
+    bytes INTEGER NOT NULL);
+CREATE TABLE sync_log (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, event TEXT NOT NULL, detail TEXT);
+CREATE TABLE bundle_history (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, version INTEGER, event TEXT NOT NULL, reason TEXT);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -106,7 +106,7 @@ def outcome_noise_scale(epsilon: float) -> float:
 
 def feature_band(epsilon: float) -> tuple[tuple[float, float], ...]:
     """Per feature, the (low, high) values a noised upload may hold at this ``epsilon``."""
-    reach = BAND_SCALES * feature_noise_scale(epsilon)
+    reach = math.ceil(BAND_SCALES * feature_noise_scale(epsilon))  # whole ranges: readable
     return tuple(
         (f.low - reach * (f.high - f.low), f.high + reach * (f.high - f.low)) for f in FEATURES
     )

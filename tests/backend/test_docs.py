@@ -62,7 +62,7 @@ def test_the_error_example_is_what_the_service_answers(
 ) -> None:
     (example,) = re.findall(r"```json\n(.*?)```", DOCS, flags=re.S)
     features = valid_payload()["features"]
-    features[3] = 12.5
+    features[3] = 6000.0
     response = client.post("/v1/aggregates", json=valid_payload(features=features), headers=auth)
     assert response.json == json.loads(example)
 

@@ -124,7 +124,7 @@ class RegistryContract:
         assert publish(client, default_files()).status_code == 201
         error = error_of(publish(client, default_files()), 409)
         assert error["code"] == "version_not_newer" and "above 1" in error["message"]
-        assert publish(client, default_files(version=7)).json["version"] == 2
+        assert publish(client, default_files(version=7)).json["version"] == 7
         assert stored_versions(app) == [1, 2]
         assert [
             m["version"] for m in client.get("/v1/admin/models", headers=ADMIN).json["models"]
