@@ -1,0 +1,163 @@
+"""Retraining from locally private uploads: estimate what the noise allows, keep the rest.
+
+Each upload's feature vector carries Laplace noise of a scale around 27 feature ranges at
+epsilon 1 (``edgepersona.sdk.privacy``), and its persona label went through randomized
+response. Clustering such vectors directly finds nothing but noise (k-means on them happily
+"agrees with itself" and would ship a model that assigns users at random), so retraining
+takes the statistically honest route instead:
+
+1. **Estimate each persona's centroid** from the uploads, unbiased despite both noises: a
+   report ``r`` of k-ary randomized response with keep probability ``p`` gives the unbiased
+   one-hot estimate ``y = (e_r - q) / (p - q)`` of the true label (``q = (1 - p)/(k - 1)``),
+   and since the feature noise is independent of it, ``sum(y_i * x) / sum(y_i)`` estimates
+   persona ``i``'s mean vector. Its variance follows from the known noise scales.
+2. **Shrink towards the current model** by that variance (a normal prior of scale
+   ``DRIFT_SCALE`` ranges on how far a centroid moves between retrains): with few devices the
+   estimate is too noisy to move anything and the model stays as it is; with many it moves
+   where the fleet went. The weights are in the evaluation report.
+3. **Rebuild the model** with the same training as the first model (``training.train``:
+   k-means, stable ids, MLP distillation, gates) on synthetic vectors drawn around the new
+   centroids with each persona's spread, kept in the manifest from the first training (the
+   within-persona spread cannot be estimated under this much noise at any fleet size a
+   single server sees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgepersona.sdk.features import FEATURES
+from edgepersona.sdk.privacy import (
+    PERSONA_SHARE,
+    clip_features,
+    feature_noise_scale,
+    keep_probability,
+)
+
+from .training import Persona, Trained, train
+
+__all__ = [
+    "DEFAULT_SPREAD",
+    "DRIFT_SCALE",
+    "SYNTHETIC_PER_PERSONA",
+    "PersonaEstimate",
+    "estimate_personas",
+    "retrain_private",
+    "synthetic_vectors",
+]
+
+DRIFT_SCALE = 0.05  # prior scale of a centroid's move between retrains, in feature ranges
+DEFAULT_SPREAD = 0.1  # within-persona spread (ranges) when a manifest does not give one
+SYNTHETIC_PER_PERSONA = 400
+_LOW = np.array([f.low for f in FEATURES])
+_RANGE = np.array([f.high - f.low for f in FEATURES])
+
+
+@dataclass(frozen=True)
+class PersonaEstimate:
+    """What the uploads say about one persona, and how much of it is kept."""
+
+    persona_id: str
+    estimate: tuple[float, ...] | None  # unbiased mean vector (feature units); None: no data
+    standard_error: float | None  # of each scaled feature of the estimate, in ranges
+    weight: float  # 0 keeps the previous centroid, 1 takes the estimate
+    centroid: tuple[float, ...]  # the new centroid (feature units)
+    share: float | None  # estimated share of uploads holding this persona
+
+
+def estimate_personas(
+    features: np.ndarray,
+    epsilons: np.ndarray,
+    labels: Sequence[str | None],
+    previous: Sequence[Persona],
+    drift_scale: float = DRIFT_SCALE,
+) -> tuple[PersonaEstimate, ...]:
+    """Per previous persona: the debiased mean of the uploads, shrunk towards its centroid.
+
+    ``features`` are the noised uploads (n x schema), ``epsilons`` their budgets, ``labels``
+    their randomized-response persona (``None`` when an upload has none, e.g. a playbook
+    without offers). Pure.
+    """
+    ids = [p.id for p in previous]
+    k = len(ids)
+    index = {pid: i for i, pid in enumerate(ids)}
+    rows = [i for i, label in enumerate(labels) if label in index]
+    if k < 2 or not rows:
+        return tuple(_unchanged(p) for p in previous)
+    x = (np.asarray(features, dtype=np.float64)[rows] - _LOW) / _RANGE
+    eps = np.asarray(epsilons, dtype=np.float64)[rows]
+    p = np.array([keep_probability(PERSONA_SHARE * e, k) for e in eps])
+    q = (1 - p) / (k - 1)
+    reported = np.zeros((len(rows), k))
+    reported[np.arange(len(rows)), [index[str(labels[i])] for i in rows]] = 1.0
+    y = (reported - q[:, None]) / (p - q)[:, None]  # unbiased one-hot estimates
+    noise_var = 2.0 * np.array([feature_noise_scale(e) for e in eps]) ** 2
+    counts = y.sum(axis=0)
+    sums = y.T @ x
+    total = max(counts.clip(min=0).sum(), 1e-12)
+    estimates = []
+    for i, persona in enumerate(previous):
+        prior = (np.asarray(persona.centroid) - _LOW) / _RANGE
+        if counts[i] <= 1.0:
+            estimates.append(_unchanged(persona, share=max(counts[i], 0.0) / total))
+            continue
+        mean = sums[i] / counts[i]
+        variance = float((y[:, i] ** 2 * noise_var).sum() / counts[i] ** 2)
+        weight = drift_scale**2 / (drift_scale**2 + variance)
+        moved = clip_features(_LOW + (prior + weight * (mean - prior)) * _RANGE)
+        estimates.append(
+            PersonaEstimate(
+                persona.id,
+                tuple(float(v) for v in _LOW + mean * _RANGE),
+                variance**0.5,
+                weight,
+                tuple(float(v) for v in _LOW + moved * _RANGE),
+                float(max(counts[i], 0.0) / total),
+            )
+        )
+    return tuple(estimates)
+
+
+def synthetic_vectors(
+    centroids: np.ndarray, spreads: np.ndarray, per_persona: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``per_persona`` vectors around each centroid (feature units), clipped like uploads."""
+    blocks = []
+    for centroid, spread in zip(centroids, spreads, strict=True):
+        draws = rng.normal(centroid, np.maximum(spread, 1e-3 * _RANGE), (per_persona, len(_LOW)))
+        blocks.append(np.array([_LOW + clip_features(row) * _RANGE for row in draws]))
+    return np.vstack(blocks)
+
+
+def retrain_private(
+    features: np.ndarray,
+    epsilons: np.ndarray,
+    labels: Sequence[str | None],
+    previous: Sequence[Persona],
+    spreads: Mapping[str, Sequence[float]],
+    *,
+    seed: int = 0,
+    per_persona: int = SYNTHETIC_PER_PERSONA,
+) -> tuple[Trained, tuple[PersonaEstimate, ...], np.ndarray]:
+    """The new model, the per-persona estimates behind it, and the synthetic training set.
+
+    Raises ``ValueError`` (from ``train``) when the personas cannot be told apart.
+    """
+    estimates = estimate_personas(features, epsilons, labels, previous)
+    centroids = np.array([e.centroid for e in estimates])
+    spread_rows = np.array(
+        [spreads.get(p.id, DEFAULT_SPREAD * _RANGE) for p in previous], dtype=np.float64
+    )
+    vectors = synthetic_vectors(centroids, spread_rows, per_persona, np.random.default_rng(seed))
+    moved = tuple(
+        Persona(p.id, p.name, p.traits, e.centroid)
+        for p, e in zip(previous, estimates, strict=True)
+    )
+    return train(vectors, k=len(previous), previous=moved, seed=seed), estimates, vectors
+
+
+def _unchanged(persona: Persona, share: float | None = None) -> PersonaEstimate:
+    return PersonaEstimate(persona.id, None, None, 0.0, tuple(persona.centroid), share)
