@@ -12,7 +12,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from importlib import resources
@@ -90,8 +90,14 @@ def write_bundle(
     created_at: str,
     expires_at: str,
     rollout_percent: int = 100,
+    spreads: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
-    """Write model.onnx, playbook.json and manifest.json (unsigned); return the manifest."""
+    """Write model.onnx, playbook.json and manifest.json (unsigned); return the manifest.
+
+    ``spreads`` (persona id: per-feature standard deviation of its members) are kept in the
+    manifest for retraining from private uploads, which cannot estimate them
+    (``private_training``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     model = export_onnx(trained, version=version)
     playbook_bytes = (json.dumps(playbook, indent=1, sort_keys=True) + "\n").encode()
@@ -105,6 +111,11 @@ def write_bundle(
                 "name": p.name,
                 "traits": list(p.traits),
                 "centroid": [round(v, 6) for v in p.centroid],
+                **(
+                    {"spread": [round(float(v), 6) for v in spreads[p.id]]}
+                    if spreads and p.id in spreads
+                    else {}
+                ),
             }
             for p in trained.personas
         ],
@@ -138,6 +149,9 @@ def build_default(
     truth = [d.persona_id for d in fleet]
     vectors = fleet_vectors(fleet, weeks, progress=progress)
     trained = train(vectors, k=len(PERSONAS), previous=prototypes(vectors, truth), seed=seed)
+    spreads = {
+        p.id: vectors[trained.labels == i].std(axis=0) for i, p in enumerate(trained.personas)
+    }
     manifest = write_bundle(
         trained,
         out_dir,
@@ -145,6 +159,7 @@ def build_default(
         playbook=default_playbook(),
         created_at=FIXED_CREATED_AT,
         expires_at=FIXED_EXPIRES_AT,
+        spreads=spreads,
     )
     model_bytes = (out_dir / "model.onnx").stat().st_size
     return {

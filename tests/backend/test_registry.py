@@ -125,10 +125,10 @@ class RegistryContract:
         error = error_of(publish(client, default_files()), 409)
         assert error["code"] == "version_not_newer" and "above 1" in error["message"]
         assert publish(client, default_files(version=7)).json["version"] == 7
-        assert stored_versions(app) == [1, 2]
+        assert stored_versions(app) == [1, 7]
         assert [
             m["version"] for m in client.get("/v1/admin/models", headers=ADMIN).json["models"]
-        ] == [2, 1]
+        ] == [7, 1]
 
     @pytest.mark.parametrize(
         ("tamper", "reason"),
