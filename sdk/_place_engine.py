@@ -102,23 +102,16 @@ class PlaceEngine:
                     self._save_places(conn, changed)
 
     def _save_places(self, conn: sqlite3.Connection, ids: set[int]) -> None:
-        for place in self._index.places():
-            if place.id in ids:
-                conn.execute(
-                    "INSERT INTO places (id, lat, lon, visits, dwell_s, night_s, workday_s) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET lat = excluded.lat, "
-                    "lon = excluded.lon, visits = excluded.visits, dwell_s = excluded.dwell_s, "
-                    "night_s = excluded.night_s, workday_s = excluded.workday_s",
-                    (
-                        place.id,
-                        place.lat,
-                        place.lon,
-                        place.visits,
-                        place.dwell_s,
-                        place.night_s,
-                        place.workday_s,
-                    ),
-                )
+        conn.executemany(
+            "INSERT INTO places (id, lat, lon, visits, dwell_s, night_s, workday_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET lat = excluded.lat, "
+            "lon = excluded.lon, visits = excluded.visits, dwell_s = excluded.dwell_s, "
+            "night_s = excluded.night_s, workday_s = excluded.workday_s",
+            [
+                (p.id, p.lat, p.lon, p.visits, p.dwell_s, p.night_s, p.workday_s)
+                for p in self._index.places(ids)
+            ],
+        )
 
     # -- corrections ----------------------------------------------------------------------
 

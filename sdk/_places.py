@@ -305,9 +305,14 @@ class PlaceIndex:
             for place in places
         }
 
-    def places(self) -> list[Place]:
-        """Copies of the places, oldest first: changing them does not change the index."""
-        return [dataclasses.replace(place) for place in self._places.values()]
+    def places(self, ids: Iterable[int] | None = None) -> list[Place]:
+        """Copies of the places (of ``ids`` only, when given; unknown ids are skipped), oldest
+        first: changing them does not change the index. A commit saves the few places its
+        stays touched, so it must not pay for copying the hundreds a long history holds."""
+        if ids is None:
+            return [dataclasses.replace(place) for place in self._places.values()]
+        wanted = sorted(place_id for place_id in set(ids) if place_id in self._places)
+        return [dataclasses.replace(self._places[place_id]) for place_id in wanted]
 
     def override(self, place_id: int, label: str | None) -> None:
         """The user's label for a place; ``None`` hands it back to inference.

@@ -125,18 +125,18 @@ def replay(
         dropped_before = sdk.stats()["dropped"]
         counts = dict.fromkeys(_trace.KINDS, 0)
         start, end = math.inf, -math.inf
-        for number, row in _trace.records(stream, kind):
+        for number, signal in _trace.signals(stream, kind, tz):
             if progress is not None and number % 65536 == 0:
                 progress(cast(io.BufferedIOBase, stream.buffer).tell())
-            if isinstance(row, str):
-                report.reject(number, row)
+            if isinstance(signal, str):
+                report.reject(number, signal)
                 continue
+            signal_kind, ts, signal_tz, args, kwargs = signal
+            # A corrupt far-future row must not drag the replay's clock (and with it
+            # retention) forward; the API then rejects it against the unmoved clock.
+            if ts <= latest:
+                clock.set(ts)
             try:
-                signal_kind, ts, signal_tz, args, kwargs = _trace.parse(row, tz)
-                # A corrupt far-future row must not drag the replay's clock (and with it
-                # retention) forward; the API then rejects it against the unmoved clock.
-                if ts <= latest:
-                    clock.set(ts)
                 kept = methods[signal_kind](*args, ts=ts, tz=signal_tz, **kwargs)
             except InvalidSignalError as exc:
                 report.reject(number, str(exc))

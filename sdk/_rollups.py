@@ -8,6 +8,7 @@ time-of-day shares stay right; its count goes to the hour it started in.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from ._localtime import hour_key
@@ -48,6 +49,38 @@ def fold(kind: str, rows: Iterable[Folded], into: dict[tuple[int, str, str], lis
             remaining -= in_hour
 
 
+def fold_counts(
+    kind: str, key: str, local_times: Iterable[float], into: dict[tuple[int, str, str], list[float]]
+) -> None:
+    """``fold`` for rows that only count (no seconds, no value), such as location fixes.
+
+    Equal to folding ``(local_ts, key, 0.0, 0.0)`` rows; it counts runs of rows in one hour
+    first, since fixes arrive in time order and most of a batch's rows share their hour.
+    """
+    run_slot: int | None = None
+    run = 0
+    for local_ts in local_times:
+        slot = int(local_ts // 3600)
+        if slot == run_slot:
+            run += 1
+            continue
+        if run_slot is not None:
+            _add_count(into, (run_slot, kind, key), run)
+        run_slot, run = slot, 1
+    if run_slot is not None:
+        _add_count(into, (run_slot, kind, key), run)
+
+
+def _add_count(
+    into: dict[tuple[int, str, str], list[float]], at: tuple[int, str, str], n: int
+) -> None:
+    sums = into.get(at)
+    if sums is None:
+        into[at] = [n, 0.0, 0.0]
+    else:
+        sums[0] += n
+
+
 def named(hourly: dict[tuple[int, str, str], list[float]]) -> Sums:
     """Hour numbers to ``YYYY-MM-DDTHH`` keys."""
     names: dict[int, str] = {}
@@ -79,20 +112,27 @@ def cap_keys(hourly: Sums, known: dict[tuple[str, str], set[str]], cap: int) -> 
 
     ``known`` holds the keys already stored per (day, kind) and is updated in place. This is
     what keeps the rollups bounded when an app invents a new event name for every call.
+    ``hourly`` itself is returned (not copied) when no key goes over the cap, the usual case.
     """
-    capped: Sums = {}
-    for (hour, kind, key), sums in hourly.items():
-        seen = known.setdefault((hour[:10], kind), set())
+    capped: Sums | None = None
+    for at, ((hour, kind, key), sums) in enumerate(hourly.items()):
+        seen = known.get((hour[:10], kind))
+        if seen is None:
+            seen = known[(hour[:10], kind)] = set()
         if key not in seen:
             if len(seen) < cap:
                 seen.add(key)
             else:
                 key = OTHER_KEY
                 seen.add(key)
+                if capped is None:  # the first capped key: copy what came before it
+                    capped = {k: list(v) for k, v in itertools.islice(hourly.items(), at)}
+        if capped is None:
+            continue
         target = capped.get((hour, kind, key))
         if target is None:
             capped[(hour, kind, key)] = list(sums)
         else:
             for i in range(3):
                 target[i] += sums[i]
-    return capped
+    return hourly if capped is None else capped

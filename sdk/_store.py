@@ -35,6 +35,7 @@ T = TypeVar("T")
 DB_NAME = "edgepersona.db"
 _DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
 _MAINTENANCE_EVERY_S = 3600.0
+_VACUUM_MIN_FREE_PAGES = 256  # 1 MiB of 4 KiB pages
 _OPEN_PATHS: set[Path] = set()
 _OPEN_PATHS_LOCK = threading.Lock()
 
@@ -163,13 +164,18 @@ class Store:
             try:
                 with self._db_lock:
                     self._check_open()
+                    now = self._clock.time()
+                    due = now >= self._next_maintenance
+                    # Retention shares the batch's transaction: one commit, not two.
                     with self._transaction():
                         hourly = self._write(batch, counts)
+                        if due:
+                            self._retain(now)
                     for hook in self.after_commit:
                         hook(hourly)
-                    now = self._clock.time()
-                    if now >= self._next_maintenance:
-                        self._maintain(now)
+                    if due:
+                        self._vacuum(force=False)
+                        self._next_maintenance = now + _MAINTENANCE_EVERY_S
             except sqlite3.Error as exc:
                 with self._buf_lock:  # keep the rows for the next attempt: nothing is lost
                     self._buffer[:0] = batch
@@ -203,7 +209,10 @@ class Store:
                     f"VALUES ({', '.join('?' * len(columns))})",
                     rows,
                 )
-            _rollups.fold(kind, _rollup_rows(kind, rows), hourly_slots)
+            if kind == "location":  # most rows: only counted, per local hour
+                _rollups.fold_counts(kind, "fix", [row[0] + row[1] for row in rows], hourly_slots)
+            elif kind != "decision":
+                _rollups.fold(kind, _rollup_rows(kind, rows), hourly_slots)
         for hook in self.in_transaction:
             hook(by_kind, self._conn)
         hourly = _rollups.named(hourly_slots)
@@ -238,39 +247,54 @@ class Store:
                     )
                 }
 
-    def _maintain(self, now: float) -> None:
-        """Retention: drop raw rows past the window or the row cap, and old rollups."""
+    def _retain(self, now: float) -> None:
+        """Retention, inside the caller's transaction: drop raw rows past the window or the
+        row cap, and old rollups."""
         s = self.settings
         local_now = now + self.zone.offset(now)
-        with self._transaction():
-            for table in TABLE_OF_KIND.values():
-                self._conn.execute(
-                    f"DELETE FROM {table} WHERE ts < ?", (now - s.retention_days * 86400,)
-                )
+        for table in TABLE_OF_KIND.values():
+            self._conn.execute(
+                f"DELETE FROM {table} WHERE ts < ?", (now - s.retention_days * 86400,)
+            )
+            # Fewer than the cap between the lowest and highest id means fewer rows than the
+            # cap: the exact count (a walk over the table) is only needed past that.
+            low, high = self._conn.execute(  # two subqueries: each is one b-tree descent
+                f"SELECT (SELECT MIN(id) FROM {table}), (SELECT MAX(id) FROM {table})"
+            ).fetchone()
+            if high is not None and high - low >= s.max_raw_rows:
                 self._conn.execute(
                     f"DELETE FROM {table} WHERE id <= "
                     f"(SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?)",
                     (s.max_raw_rows,),
                 )
-            self._conn.execute(
-                "DELETE FROM rollup_hourly WHERE hour < ?",
-                (hour_key(local_now - s.hourly_rollup_days * 86400),),
-            )
-            self._conn.execute(
-                "DELETE FROM stays WHERE end < ?", (now - s.hourly_rollup_days * 86400,)
-            )
-            oldest_day = day_key(local_now - s.daily_rollup_days * 86400)
-            self._conn.execute("DELETE FROM rollup_daily WHERE day < ?", (oldest_day,))
-            self._conn.execute("DELETE FROM daily_counts WHERE day < ?", (oldest_day,))
-        self._conn.executescript("PRAGMA incremental_vacuum;")  # steps to completion
-        self._next_maintenance = now + _MAINTENANCE_EVERY_S
+        self._conn.execute(
+            "DELETE FROM rollup_hourly WHERE hour < ?",
+            (hour_key(local_now - s.hourly_rollup_days * 86400),),
+        )
+        self._conn.execute("DELETE FROM stays WHERE end < ?", (now - s.hourly_rollup_days * 86400,))
+        oldest_day = day_key(local_now - s.daily_rollup_days * 86400)
+        self._conn.execute("DELETE FROM rollup_daily WHERE day < ?", (oldest_day,))
+        self._conn.execute("DELETE FROM daily_counts WHERE day < ?", (oldest_day,))
+
+    def _vacuum(self, *, force: bool) -> None:
+        """Give freed pages back to the file system: always when asked (``maintain()``),
+        else once they add up to ``_VACUUM_MIN_FREE_PAGES``. Freed pages are reused by the
+        next inserts anyway, and moving pages on every hourly pass costs a commit each time."""
+        if force or self._conn.execute("PRAGMA freelist_count").fetchone()[0] >= (
+            _VACUUM_MIN_FREE_PAGES
+        ):
+            self._conn.executescript("PRAGMA incremental_vacuum;")  # steps to completion
 
     def maintain(self) -> None:
         """Apply retention now (it also runs by itself at most hourly, on a flush)."""
         self.flush()
         with self._db_lock:
             self._check_open()
-            self._maintain(self._clock.time())
+            now = self._clock.time()
+            with self._transaction():
+                self._retain(now)
+            self._vacuum(force=True)
+            self._next_maintenance = now + _MAINTENANCE_EVERY_S
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in one write transaction, after the buffer so that order is kept."""
@@ -402,7 +426,8 @@ class Store:
 def _rollup_rows(kind: str, rows: list[tuple[Any, ...]]) -> list[_rollups.Folded]:
     """(local_ts, key, seconds, value) of raw rows ``(ts, utc_offset, *fields)`` of ``kind``.
 
-    Apps roll up by category, never by app id; screens and events by name; fixes by count.
+    Apps roll up by category, never by app id; screens and events by name. (Fixes are only
+    counted, by ``fold_counts``; decisions have no rollup.)
     """
     if kind == "app":
         return [(ts + off, category, d or 0.0, 0.0) for ts, off, _, category, d in rows]
@@ -417,6 +442,4 @@ def _rollup_rows(kind: str, rows: list[tuple[Any, ...]]) -> list[_rollups.Folded
             (ts + off, f"{p or '-'}|{offer}|{outcome}", 0.0, 0.0)
             for ts, off, _, offer, outcome, p in rows
         ]
-    if kind == "decision":
-        return []
-    return [(ts + off, "fix", 0.0, 0.0) for ts, off, *_ in rows]
+    raise ValueError(f"no rollup for {kind!r} rows")

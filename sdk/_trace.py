@@ -24,6 +24,20 @@ from .errors import InvalidSignalError, TraceError
 KINDS = ("location", "app", "screen", "event")
 _CATEGORY_ALIASES = {"music/video": "music_video", "maps/travel": "maps_travel"}
 _MAX_LINE = 64 * 1024  # a longer JSON line is not a signal; refuse it without parsing
+_COLUMNS = (
+    "ts",
+    "kind",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "speed_mps",
+    "app",
+    "category",
+    "name",
+    "value",
+    "duration_s",
+    "tz",
+)
 
 
 class Signal(NamedTuple):
@@ -59,7 +73,44 @@ def open_trace(path: Path) -> tuple[io.TextIOWrapper, str]:
 
 def records(stream: IO[str], kind: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """``(line number, row)`` for each row; a row that cannot be read is a reason string."""
-    return _json_lines(stream) if kind == "jsonl" else _csv_rows(stream)
+    if kind == "jsonl":
+        return _json_lines(stream)
+    header, rows = _csv_table(stream)
+    return (
+        (number, cells if type(cells) is str else dict(zip(header, cells, strict=False)))
+        for number, cells in rows
+    )
+
+
+def signals(
+    stream: IO[str], kind: str, default_tz: str | None
+) -> Iterator[tuple[int, Signal | str]]:
+    """``(line number, signal)`` for each row, or ``(line number, reason)`` for a row that
+    cannot be read or parsed: ``records`` then ``parse``, with a faster path for CSV."""
+    if kind == "jsonl":
+        for number, row in _json_lines(stream):
+            if isinstance(row, str):
+                yield number, row
+                continue
+            try:
+                yield number, parse(row, default_tz)
+            except InvalidSignalError as exc:
+                yield number, str(exc)
+        return
+    header, rows = _csv_table(stream)
+    fast = _CsvParser(header, default_tz).parse
+    for number, cells in rows:
+        if isinstance(cells, str):
+            yield number, cells
+            continue
+        signal = fast(cells)
+        if signal is None:  # anything unusual, errors included: the one general parser
+            try:
+                signal = parse(dict(zip(header, cells, strict=False)), default_tz)
+            except InvalidSignalError as exc:
+                yield number, str(exc)
+                continue
+        yield number, signal
 
 
 def _json_lines(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -77,18 +128,23 @@ def _json_lines(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
         yield number, row if isinstance(row, dict) else "not a JSON object"
 
 
-def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _csv_table(stream: IO[str]) -> tuple[list[str], Iterator[tuple[int, list[str] | str]]]:
+    """The header (lower case) and ``(line number, cells or reason)`` for each row."""
     reader = csv.reader(stream)
     try:
         header = [column.strip().lower() for column in next(reader)]
     except StopIteration:
-        return
+        return [], iter(())
     except csv.Error as exc:
         raise TraceError(f"the CSV header cannot be read: {exc}") from exc
     if "ts" not in header or "kind" not in header:
         raise TraceError(
             f"the CSV header must name at least 'ts' and 'kind' columns; found {header[:12]}"
         )
+    return header, _csv_cells(reader, len(header))
+
+
+def _csv_cells(reader: Any, width: int) -> Iterator[tuple[int, list[str] | str]]:
     while True:
         try:
             cells = next(reader)
@@ -99,10 +155,93 @@ def _csv_rows(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
             continue
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue
-        if len(cells) > len(header):
-            yield reader.line_num, f"{len(cells)} cells but the header has {len(header)} columns"
+        if len(cells) > width:
+            yield reader.line_num, f"{len(cells)} cells but the header has {width} columns"
             continue
-        yield reader.line_num, dict(zip(header, cells, strict=False))  # short rows: missing cells
+        yield reader.line_num, cells  # a short row's missing cells are missing fields
+
+
+class _CsvParser:
+    """``parse`` for the common CSV row, on cells by position (columns resolved once).
+
+    It returns ``None`` for anything it is not sure of (a bad or unusual cell, a kind in
+    another case, an ISO time), and the caller then runs the general ``parse`` on the row,
+    so reasons and edge cases have one implementation; a test checks both agree.
+    """
+
+    def __init__(self, header: list[str], default_tz: str | None) -> None:
+        self._width = len(header)
+        position = {name: i for i, name in enumerate(header)}  # a repeated column: the last
+        # A column the header lacks reads the empty cell appended past the row's end.
+        at = {name: position.get(name, self._width) for name in _COLUMNS}
+        self._ts, self._kind, self._tz = at["ts"], at["kind"], at["tz"]
+        self._lat, self._lon = at["lat"], at["lon"]
+        self._accuracy, self._speed = at["accuracy_m"], at["speed_mps"]
+        self._app, self._category, self._duration = at["app"], at["category"], at["duration_s"]
+        self._name, self._value = at["name"], at["value"]
+        self._default_tz = default_tz
+
+    def parse(self, cells: list[str]) -> Signal | None:
+        if len(cells) < self._width:
+            cells = cells + [""] * (self._width - len(cells))
+        cells.append("")
+        try:
+            kind = cells[self._kind]
+            tz = cells[self._tz] or self._default_tz
+            try:
+                ts = float(cells[self._ts])
+            except ValueError:
+                ts, offset_zone = _timestamp(cells[self._ts], tz)
+                tz = tz or offset_zone
+            if kind == "location":
+                accuracy, speed = cells[self._accuracy], cells[self._speed]
+                return Signal(
+                    kind,
+                    ts,
+                    tz,
+                    (
+                        float(cells[self._lat]),
+                        float(cells[self._lon]),
+                        float(accuracy) if accuracy else None,
+                        float(speed) if speed else None,
+                    ),
+                    {},
+                )
+            duration = cells[self._duration]
+            if kind == "app":
+                app, category = cells[self._app], cells[self._category]
+                if not app:
+                    return None
+                if category:
+                    category = category.strip().lower()
+                    category = _CATEGORY_ALIASES.get(category, category)
+                return Signal(
+                    kind,
+                    ts,
+                    tz,
+                    (app.strip(),),
+                    {
+                        "category": category or None,
+                        "duration_s": float(duration) if duration else None,
+                    },
+                )
+            name = cells[self._name]
+            if not name:
+                return None
+            if kind == "screen":
+                return Signal(
+                    kind,
+                    ts,
+                    tz,
+                    (name.strip(),),
+                    {"duration_s": float(duration) if duration else None},
+                )
+            if kind == "event":
+                value = cells[self._value]
+                return Signal(kind, ts, tz, (name.strip(), float(value) if value else None), {})
+        except (ValueError, InvalidSignalError):
+            pass
+        return None
 
 
 def parse(row: dict[str, Any], default_tz: str | None) -> Signal:
@@ -205,6 +344,12 @@ def _timestamp(raw: Any, tz: str | None) -> tuple[float, str | None]:
         return moment.replace(tzinfo=_zone(tz).tzinfo).timestamp(), None
     offset = moment.utcoffset()
     seconds = int(offset.total_seconds()) if offset is not None else 0
-    sign = "-" if seconds < 0 else "+"
-    hours, minutes = divmod(abs(seconds) // 60, 60)
-    return moment.timestamp(), f"{sign}{hours:02d}:{minutes:02d}"
+    name = _OFFSET_NAMES.get(seconds)
+    if name is None:  # at most one per minute of offset: the cache stays small
+        sign = "-" if seconds < 0 else "+"
+        hours, minutes = divmod(abs(seconds) // 60, 60)
+        name = _OFFSET_NAMES[seconds] = f"{sign}{hours:02d}:{minutes:02d}"
+    return moment.timestamp(), name
+
+
+_OFFSET_NAMES: dict[int, str] = {}

@@ -417,6 +417,16 @@ def test_stays_merge_within_the_radius_with_a_dwell_weighted_centre() -> None:
     assert index.nearest(*offset(HOME, 0, 1_000)) is None
 
 
+def test_places_of_some_ids_are_copies_in_id_order() -> None:
+    index = PlaceIndex()
+    ids = [index.add(at(point, MONDAY, 1), 0) for point in (HOME, WORK, GYM)]
+    picked = index.places({ids[2], ids[0], 999})  # an unknown id is skipped
+    assert [place.id for place in picked] == [ids[0], ids[2]]
+    assert picked == [p for p in index.places() if p.id in (ids[0], ids[2])]
+    picked[0].visits = 99
+    assert index.places([ids[0]])[0].visits == 1
+
+
 def test_work_needs_enough_weekday_daytime() -> None:
     index = PlaceIndex()
     home = index.add(at(HOME, MONDAY - 2 * H, 9), OFFSET_S)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgepersona.sdk._rollups import OTHER_KEY, cap_keys, days_of, fold, named
+from edgepersona.sdk._rollups import OTHER_KEY, cap_keys, days_of, fold, fold_counts, named
 
 Row = tuple[str, float, str, float, float]  # kind, local_ts, key, seconds, value
 rows = st.lists(
@@ -77,3 +77,44 @@ def test_cap_keys_bounds_distinct_keys_and_conserves_totals(batch: list[Row], ca
         assert len(keys - {OTHER_KEY}) <= cap
         stored = {key for (hour, k, key) in capped if hour[:10] == day and k == kind}
         assert stored <= keys
+
+
+@given(
+    st.lists(st.floats(min_value=1.6e9, max_value=1.8e9), max_size=60).map(
+        lambda times: sorted(times)[: len(times) // 2] + times[len(times) // 2 :]
+    )
+)
+def test_fold_counts_equals_folding_rows_without_seconds(times: list[float]) -> None:
+    counted: dict = {("seed", "location", "fix"): [1, 0.0, 0.0]}
+    folded = {key: list(sums) for key, sums in counted.items()}
+    fold_counts("location", "fix", times, counted)
+    fold("location", [(t, "fix", 0.0, 0.0) for t in times], folded)
+    assert counted == folded
+
+
+def cap_keys_reference(hourly: dict, known: dict, cap: int) -> dict:
+    """The rule spelled out plainly: each key in turn, over the cap it becomes (other)."""
+    capped: dict = {}
+    for (hour, kind, key), sums in hourly.items():
+        seen = known.setdefault((hour[:10], kind), set())
+        if key not in seen and len(seen) >= cap:
+            key = OTHER_KEY
+        seen.add(key)
+        target = capped.setdefault((hour, kind, key), [0, 0.0, 0.0])
+        for i in range(3):
+            target[i] += sums[i]
+    return capped
+
+
+@given(rows, st.integers(min_value=1, max_value=6), st.sets(st.sampled_from("abcdef")))
+def test_cap_keys_follows_the_rule_and_leaves_its_input_alone(
+    batch: list[Row], cap: int, stored: set[str]
+) -> None:
+    hourly = fold_all(batch)
+    before = {key: list(sums) for key, sums in hourly.items()}
+    days = {(hour[:10], kind) for hour, kind, _ in hourly}
+    known = {day: set(sorted(stored)[:cap]) for day in days}
+    known_copy = {day: set(keys) for day, keys in known.items()}
+    assert cap_keys(hourly, known, cap) == cap_keys_reference(hourly, known_copy, cap)
+    assert known == known_copy
+    assert hourly == before

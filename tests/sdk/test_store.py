@@ -117,6 +117,37 @@ def test_raw_rows_are_capped_whatever_the_app_sends(data_dir: Path, clock: Manua
     assert min(e["ts"] for e in events) == T0 + 150  # the newest are kept
 
 
+@pytest.mark.parametrize("tracked", [50, 51])
+def test_the_row_cap_is_exact_at_its_edge(data_dir: Path, clock: ManualClock, tracked: int) -> None:
+    settings = Settings(max_raw_rows=50)
+    with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
+        sdk.consent.grant("personalization")
+        for i in range(tracked):
+            sdk.track_event("view", ts=T0 + i)
+        sdk.maintain()
+        events = sdk.export()["signals"]["event"]
+    assert len(events) == 50
+    assert min(e["ts"] for e in events) == T0 + tracked - 50
+
+
+def test_retention_runs_in_the_commit_and_freed_pages_are_reused(
+    data_dir: Path, clock: ManualClock
+) -> None:
+    with EdgePersona.open(data_dir, "app", clock=clock) as sdk:
+        sdk.consent.grant("personalization")
+        for i in range(3000):
+            sdk.track_event("view", float(i), ts=clock.time() - 3000 + i)
+        sdk.flush()
+        clock.advance(36 * 86400)  # past the raw-row window and the next hourly maintenance
+        sdk.track_event("view", ts=clock.time())
+        sdk.flush()  # no maintain(): retention is due, and runs with this commit
+        assert rows(data_dir, "SELECT COUNT(*) FROM events") == [(1,)]
+        freed = rows(data_dir, "PRAGMA freelist_count")[0][0]
+        assert 0 < freed < 256  # kept for the next inserts: not worth a vacuum yet
+        sdk.maintain()
+        assert rows(data_dir, "PRAGMA freelist_count") == [(0,)]
+
+
 def test_distinct_keys_per_day_are_capped(data_dir: Path, clock: ManualClock) -> None:
     settings = Settings(max_keys_per_day=5)
     with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
