@@ -9,6 +9,18 @@ build call the same functions. Steps:
    fresh ids and names built from their distinguishing traits;
 3. distil the clustering into a small MLP that the device runs (ONNX), and check it against
    the clustering on held-out devices (the quality gate) and its size.
+
+Large inputs (the switch is by size, so small ones, such as the default bundle's 300 devices,
+take exactly the path they always took and give the same bytes): k-means is fitted on a
+uniform sample of at most ``MAX_CLUSTER_ROWS`` vectors and then labels every vector, and the
+MLP is distilled from a sample of ``MAX_DISTIL_ROWS`` vectors stratified by cluster: fitted on
+three quarters of it, checked on the rest, and that checked model is the one shipped (small
+inputs refit on every vector, since there each device counts). With a few personas, a
+hundred thousand vectors fix the centroids far more precisely than the clusters are wide, and
+fifteen thousand teach the MLP the boundaries (an MLP fit costs time in proportion to its
+rows: on a million, it would take many minutes). Training time and memory are then bounded
+whatever the fleet size; ``Trained.assign`` labels further vectors (say, streamed from a
+database) with the same clustering.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ from edgepersona.sdk.features import FEATURE_NAMES, FEATURES, SCHEMA_VERSION
 
 MIN_AGREEMENT = 0.90  # distilled model vs clustering on held-out devices
 MAX_MODEL_BYTES = 64 * 1024
+MAX_CLUSTER_ROWS = 100_000  # k-means is fitted on a uniform sample of this many vectors
+MAX_DISTIL_ROWS = 20_000  # a stratified sample: the MLP learns from 3/4, is checked on 1/4
 
 # Phrases for naming a persona after the features where its centroid stands out (z-score).
 _TRAIT_WORDS: dict[str, tuple[str, str]] = {  # feature: (when high, when low)
@@ -67,16 +81,25 @@ class Persona:
 @dataclass(frozen=True)
 class Trained:
     personas: tuple[Persona, ...]  # in the model's class order
-    pipeline: Pipeline
+    pipeline: Pipeline  # the distilled classifier, exported to ONNX
+    clustering: Pipeline  # standardisation and k-means: the clusters the personas are
     labels: np.ndarray  # cluster (class index) of each training vector
     agreement: float  # distilled model vs clustering, held-out devices
     cluster_sizes: tuple[int, ...]
+    clustered_rows: int  # vectors k-means was fitted on (all, or a uniform sample)
+    distilled_rows: int  # vectors the shipped MLP learnt from (all, or 3/4 of a sample)
 
     def gates(self, model_bytes: int) -> dict[str, bool]:
         return {
             "agreement": self.agreement >= MIN_AGREEMENT,
             "size": model_bytes <= MAX_MODEL_BYTES,
         }
+
+    def assign(self, vectors: np.ndarray) -> np.ndarray:
+        """The cluster (class index) of each of ``vectors``: what ``labels`` holds for the
+        training vectors, for any others (by nearest centroid, as k-means labels)."""
+        labels: np.ndarray = self.clustering.predict(vectors)
+        return labels
 
 
 def train(
@@ -85,8 +108,15 @@ def train(
     k: int,
     previous: Sequence[Persona] = (),
     seed: int = 0,
+    max_cluster_rows: int = MAX_CLUSTER_ROWS,
+    max_distil_rows: int = MAX_DISTIL_ROWS,
 ) -> Trained:
-    """Cluster ``vectors`` (devices x features) into ``k`` personas and distil a classifier."""
+    """Cluster ``vectors`` (devices x features) into ``k`` personas and distil a classifier.
+
+    Beyond ``max_cluster_rows`` vectors, k-means is fitted on a uniform sample and labels
+    the rest; beyond ``max_distil_rows``, the MLP learns from a stratified sample (see the
+    module docstring). Raises ``ValueError`` when the data cannot give ``k`` personas.
+    """
     if vectors.ndim != 2 or vectors.shape[1] != len(FEATURES):
         raise ValueError(
             f"expected an (n, {len(FEATURES)}) array of schema-v{SCHEMA_VERSION} vectors"
@@ -95,18 +125,64 @@ def train(
         raise ValueError(f"{len(vectors)} devices are too few for {k} personas (need {5 * k})")
     scaler = StandardScaler().fit(vectors)
     z = scaler.transform(vectors)
-    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(z)
+    kmeans = KMeans(n_clusters=k, n_init=10, random_state=seed)
+    if len(z) <= max_cluster_rows:
+        clustered = len(z)
+        labels = kmeans.fit(z).labels_
+    else:
+        rows = np.random.default_rng(seed).choice(len(z), max_cluster_rows, replace=False)
+        clustered = max_cluster_rows
+        labels = kmeans.fit(z[np.sort(rows)]).predict(z)
     centroids = scaler.inverse_transform(kmeans.cluster_centers_)
     personas = _identify(centroids, kmeans.cluster_centers_, previous)
-    labels = kmeans.labels_
+    every_row = len(vectors) <= max_distil_rows
+    split: dict[str, float | int] = (
+        {"test_size": 0.25}
+        if every_row
+        else {
+            "train_size": max_distil_rows - max_distil_rows // 4,
+            "test_size": max_distil_rows // 4,
+        }
+    )
     train_x, test_x, train_y, test_y = train_test_split(
-        vectors, labels, test_size=0.25, random_state=seed, stratify=labels
+        vectors, labels, **split, random_state=seed, stratify=labels
     )
     pipeline = _classifier(seed).fit(train_x, train_y)
     agreement = float(np.mean(pipeline.predict(test_x) == test_y))
-    pipeline = _classifier(seed).fit(vectors, labels)  # the shipped model sees every device
+    if every_row:  # every device counts: the shipped model sees them all
+        pipeline = _classifier(seed).fit(vectors, labels)
     sizes = tuple(int(n) for n in np.bincount(labels, minlength=k))
-    return Trained(tuple(personas), pipeline, labels, agreement, sizes)
+    clustering = Pipeline([("scale", scaler), ("kmeans", kmeans)])
+    distilled = len(vectors) if every_row else len(train_x)
+    return Trained(
+        tuple(personas), pipeline, clustering, labels, agreement, sizes, clustered, distilled
+    )
+
+
+class Reservoir:
+    """A uniform random sample of at most ``size`` rows of a stream of chunks, in stream order.
+
+    Each row draws a random key and the rows with the ``size`` smallest keys are kept: every
+    subset of that size is equally likely, and the sample does not depend on how the stream
+    is cut into chunks (the keys are drawn in row order from one generator). Until the stream
+    exceeds ``size`` rows, the sample is the stream itself. Memory: ``size`` rows plus a chunk.
+    """
+
+    def __init__(self, size: int, width: int, seed: int) -> None:
+        self.size = size
+        self.seen = 0  # rows added so far
+        self.rows = np.empty((0, width), dtype=np.float32)  # the sample
+        self._keys = np.empty(0)
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, chunk: np.ndarray) -> None:
+        """Offer the rows of ``chunk`` (float32, ``width`` columns) to the sample."""
+        self.seen += len(chunk)
+        self.rows = np.concatenate([self.rows, chunk])
+        self._keys = np.concatenate([self._keys, self._rng.random(len(chunk))])
+        if len(self._keys) > self.size:
+            keep = np.sort(np.argpartition(self._keys, self.size)[: self.size])
+            self.rows, self._keys = self.rows[keep], self._keys[keep]
 
 
 def _classifier(seed: int) -> Pipeline:

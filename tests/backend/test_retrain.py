@@ -22,11 +22,11 @@ from edgepersona.backend import registry, store
 from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.keys import generate_keypair, load_private_key
 from edgepersona.backend.payload import Outcome, Upload
-from edgepersona.backend.retrain import week_window
+from edgepersona.backend.retrain import retrain, week_window
 from edgepersona.backend.schema import retrains
 from edgepersona.edge_models.bundle import fleet_vectors
 from edgepersona.edge_models.population import population
-from edgepersona.sdk.features import SCHEMA_VERSION
+from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
 
 from ..conftest import T0
 from .conftest import WEEK_OF_T0, MakeApp, register
@@ -79,6 +79,18 @@ def store_uploads(app: Flask, vectors: np.ndarray, week: str = WEEK_OF_T0) -> No
                 sdk_version="0.1.0",
             )
             store.insert_upload(conn, device, upload, T0)
+
+
+def planted_around_default_personas(seed: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Device vectors around the default model's persona centroids (noise 2% of each
+    feature's range), a different number per persona, shuffled; and those numbers."""
+    personas = json.loads(default_files()["manifest.json"])["personas"]
+    sizes = {p["id"]: 100 + 50 * i for i, p in enumerate(personas)}
+    rng = np.random.default_rng(seed)
+    centroids = np.array([p["centroid"] for p in personas])
+    truth = rng.permutation(np.repeat(np.arange(len(personas)), list(sizes.values())))
+    width = np.array([f.high - f.low for f in FEATURES])
+    return centroids[truth] + rng.normal(0.0, 0.02, (len(truth), len(FEATURES))) * width, sizes
 
 
 def publish_default(app: Flask) -> None:
@@ -145,6 +157,24 @@ class RetrainContract:
         assert stored_reports(app) == [(2, {k: v for k, v in report.items() if k != "id"})]
         listed_reports = client.get("/v1/admin/retrains", headers=ADMIN).json["retrains"]
         assert listed_reports == [report]
+
+    def test_a_window_beyond_the_sample_is_clustered_from_it_and_counted_in_full(
+        self, app: Flask
+    ) -> None:
+        publish_default(app)
+        vectors, sizes = planted_around_default_personas(seed=5)
+        store_uploads(app, vectors)
+        key = load_private_key(Path(app.config["SIGNING_KEY_PATH"]))
+        with engine(app).begin() as conn:
+            report = retrain(
+                conn, weeks=1, k=None, floor=50, private_key=key, now=T0, sample_rows=300
+            )
+        assert report["clustered_device_weeks"] == 300
+        assert report["device_weeks"] == report["devices"] == len(vectors) == 1000
+        # Every device-week was assigned, and each planted group kept its persona's id.
+        assert report["cluster_sizes"] == sizes
+        assert report["agreement_with_current"] > 0.9
+        assert report["published_version"] == 2
 
     def test_below_the_floor_nothing_is_published_and_the_report_is_kept(
         self, app: Flask, client: FlaskClient, vectors: np.ndarray
