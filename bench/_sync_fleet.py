@@ -80,7 +80,8 @@ def noised_uploads(
             rng=rng,
         )
         features.append(payload["features"])
-        reported.append(payload["outcomes"][0]["persona"])
+        # the label sits at the top of the payload; before that format, on every outcome row
+        reported.append(payload.get("persona") or payload["outcomes"][0]["persona"])
     return (np.array(features) - _LOW) / _RANGE, reported
 
 
