@@ -45,6 +45,7 @@ KV_FILES = (
     "settings.kv",
 )
 TICK_S = 0.25  # how often the simulated clock moves in a real run
+MAX_STEP_S = 1.0  # a tick after the app was busy or paused does not leap hours ahead
 SYNC_EVERY_S = 60.0  # how often sync() is offered the chance to run (it decides if it is due)
 MESSAGE_S = 4.0
 PHONE_PLATFORMS = ("android", "ios")
@@ -224,7 +225,7 @@ class EdgePersonaApp(App):
 
     def _tick(self, dt: float) -> None:
         if self.playing and self.session.simulated and not self.session.needs_consent:
-            self.session.advance(dt)
+            self.session.advance(min(dt, MAX_STEP_S))
             self._time_moved()
 
     def _time_moved(self) -> None:
@@ -273,19 +274,20 @@ class EdgePersonaApp(App):
         def work() -> None:
             try:
                 result = self.session.sync(force)
-                message, model = result.message, result.model
+                message = result.message
+                news = result.sent > 0 or result.model.startswith("adopted")
             except (EdgePersonaError, RuntimeError) as exc:  # the phone was closed meanwhile
-                message, model = f"Sync stopped: {exc}", ""
-            Clock.schedule_once(lambda _: self._synced(message, model, force))
+                message, news = f"Sync stopped: {exc}", False
+            Clock.schedule_once(lambda _: self._synced(message, news, force))
 
         threading.Thread(target=work, name="edgepersona-sync", daemon=True).start()
 
-    def _synced(self, message: str, model: str, shown: bool) -> None:
+    def _synced(self, message: str, news: bool, asked: bool) -> None:
+        """Show what a sync did when the user asked for it or when it changed something
+        (sent an upload, adopted a model); a quiet periodic "not due" shows nothing."""
         self.busy = False
-        adopted = model.startswith("adopted")
-        if shown or adopted:
+        if asked or news:
             self.notify(message)
-        if shown or adopted or self.root.ids.screens.current in ("settings", "insights"):
             self.refresh()
 
     def _clear(self, *_: object) -> None:

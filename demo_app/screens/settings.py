@@ -37,7 +37,8 @@ class SettingsScreen(Screen):
         self._choices(self.ids.speeds, {s: s for s in SPEEDS}, settings.speed, app.set_speed)
         personas = {p: persona_name(p) for p in PERSONA_COLOURS}
         self._choices(self.ids.personas, personas, settings.persona, app.simulate_persona)
-        self.ids.backend.text = settings.backend_url
+        if not self.ids.backend.focus:  # never overwrite what the user is typing
+            self.ids.backend.text = settings.backend_url
         allowed = session.consent()["sync"]
         status = session.sync_status()
         self.sync_text = views.sync_text(status, allowed, settings.backend_url, session.zone)

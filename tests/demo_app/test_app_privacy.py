@@ -50,12 +50,13 @@ def test_turning_location_off_asks_first_then_deletes_places(driver: Any, shot: 
     assert privacy.ids.audit.text.splitlines()[0].endswith("location turned off (privacy centre)")
 
 
-def test_cancel_keeps_the_purpose(driver: Any) -> None:
+def test_cancel_keeps_the_purpose(driver: Any, shot: Any) -> None:
     privacy = go(driver, "privacy")
     driver.tap(switches(privacy)["personalization"].ids.switch)
     driver.tap(driver.app.dialog.ids.cancel)
     assert driver.app.session.consent()["personalization"]
     assert switches(privacy)["personalization"].ids.switch.active
+    shot(driver)
 
 
 def test_export_saves_everything_to_a_file(driver: Any, shot: Any) -> None:
