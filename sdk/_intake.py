@@ -31,7 +31,7 @@ class Intake:
         self._lock = lock
         self._streams = {kind: ForegroundStream(foreground_cap_s) for kind in ("app", "screen")}
         self._sessions = SessionTracker()
-        self._last_row: dict[str, tuple[Any, ...]] = {}
+        self._last_row: dict[str, tuple[float, tuple[Any, ...]]] = {}
         self._recent_app: tuple[float, str] | None = None
         self.dropped: Counter[str] = Counter()  # "<kind>.<reason>" -> signals dropped
 
@@ -45,7 +45,7 @@ class Intake:
         purpose = "location" if kind == "location" else "personalization"
         if not self._consent.allows(purpose):
             return self.drop(kind, "no_consent")
-        row = (ts, *fields)
+        row = (ts, fields)  # the repeat test compares the time, then the fields
         with self._lock:
             if self._last_row.get(kind) == row:
                 return self.drop(kind, "duplicate")

@@ -98,27 +98,29 @@ class StayDetector:
 
     def push(self, fix: Fix) -> Stay | None:
         """Take the next fix; return the stay it completed, if any."""
-        if fix.accuracy_m is not None and fix.accuracy_m > self.max_accuracy_m:
+        ts, lat, lon, accuracy_m = fix  # locals: this runs for every fix
+        if accuracy_m is not None and accuracy_m > self.max_accuracy_m:
             return None
         last, anchor = self._last, self._anchor
-        if last is not None and fix.ts <= last.ts:
-            if fix.ts < last.ts or self._seen_at_last_ts(fix):
-                return None
-        elif last is not None and fix.ts - last.ts > self.gap_threshold_s:
-            anchor = None
+        if last is not None:
+            if ts <= last.ts:
+                if ts < last.ts or self._seen_at_last_ts(fix):
+                    return None
+            elif ts - last.ts > self.gap_threshold_s:
+                anchor = None
         self._last = fix
         if anchor is None:
             self._start(fix)
             return None
-        if self._inside(anchor, fix):
-            lon = math.radians(fix.lon)  # the candidate's sums, inline: this runs for most fixes
+        if self._inside(anchor, lat, lon):
+            radians = math.radians(lon)  # the candidate's sums, inline: most fixes are inside
             self._n += 1
-            self._sum_lat += fix.lat
-            self._sum_sin_lon += math.sin(lon)
-            self._sum_cos_lon += math.cos(lon)
-            self._last_inside = fix.ts
+            self._sum_lat += lat
+            self._sum_sin_lon += math.sin(radians)
+            self._sum_cos_lon += math.cos(radians)
+            self._last_inside = ts
             return None
-        stay = self._stay(fix.ts) if fix.ts - anchor.ts >= self.time_threshold_s else None
+        stay = self._stay(ts) if ts - anchor.ts >= self.time_threshold_s else None
         self._start(fix)
         return stay
 
@@ -146,24 +148,24 @@ class StayDetector:
         self._n, self._sum_lat = 1, fix.lat
         self._sum_sin_lon, self._sum_cos_lon = math.sin(lon), math.cos(lon)
 
-    def _inside(self, anchor: Fix, fix: Fix) -> bool:
-        """Whether ``fix`` is within the threshold of ``anchor``, as the haversine decides.
+    def _inside(self, anchor: Fix, lat: float, lon: float) -> bool:
+        """Whether ``lat, lon`` is within the threshold of ``anchor``, as the haversine decides.
 
         Two exact bounds settle most fixes without it, nearly doubling the rate: a great circle
         is no shorter than the change in latitude, and no longer than a path along the anchor's
         parallel then a meridian. The margin leaves every close call to the haversine.
         """
         threshold = self.dist_threshold_m
-        north_m = abs(fix.lat - anchor.lat) * METRES_PER_DEGREE
+        north_m = abs(lat - anchor.lat) * METRES_PER_DEGREE
         if north_m > threshold * (1 + BOUND_MARGIN):
             return False
-        east = abs(fix.lon - anchor.lon)
+        east = abs(lon - anchor.lon)
         if east > 180.0:  # across the antimeridian
             east = 360.0 - east
         east_m = east * METRES_PER_DEGREE * self._anchor_cos_lat
         if north_m + east_m < threshold * (1 - BOUND_MARGIN):
             return True
-        return haversine_m(anchor.lat, anchor.lon, fix.lat, fix.lon) < threshold
+        return haversine_m(anchor.lat, anchor.lon, lat, lon) < threshold
 
     def _seen_at_last_ts(self, fix: Fix) -> bool:
         """Whether ``fix`` repeats one taken at the same time; else remember it."""

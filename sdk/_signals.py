@@ -19,10 +19,7 @@ class ClosedRow(NamedTuple):
     fields: tuple[Any, ...]  # the stream's fields followed by duration_s
 
 
-class _Open(NamedTuple):
-    ts: float
-    zone: Zone
-    fields: tuple[Any, ...]
+_Open = tuple[float, Zone, tuple[Any, ...]]  # ts, zone, fields of the row still open
 
 
 class ForegroundStream:
@@ -37,14 +34,18 @@ class ForegroundStream:
     ) -> list[ClosedRow] | None:
         """Rows closed by this signal, oldest first; ``None`` if it repeats the open row."""
         current = self._open
-        if current is not None and current.ts == ts and current.fields == fields:
+        if current is None:
+            closed = []
+        elif current[0] == ts and current[2] == fields:
             return None
-        closed = [] if current is None else [self._close(current, ts)]
+        else:
+            closed = [self._close(current, ts)]
         if duration_s is None:
-            self._open = _Open(ts, zone, fields)
+            self._open = (ts, zone, fields)
         else:
             self._open = None
-            closed.append(ClosedRow(ts, zone, (*fields, min(duration_s, self._cap_s))))
+            cap = self._cap_s
+            closed.append(ClosedRow(ts, zone, (*fields, duration_s if duration_s < cap else cap)))
         return closed
 
     def close_at(self, now: float) -> list[ClosedRow]:
@@ -57,8 +58,13 @@ class ForegroundStream:
 
     def _close(self, row: _Open, end: float) -> ClosedRow:
         # A successor that is older than the open row (out-of-order input) gives no duration.
-        duration = min(end - row.ts, self._cap_s) if end >= row.ts else None
-        return ClosedRow(row.ts, row.zone, (*row.fields, duration))
+        start, zone, fields = row
+        if end < start:
+            return ClosedRow(start, zone, (*fields, None))
+        duration = end - start
+        return ClosedRow(
+            start, zone, (*fields, duration if duration < self._cap_s else self._cap_s)
+        )
 
 
 class SessionTracker:
@@ -77,7 +83,7 @@ class SessionTracker:
             return None
         start, current_end, zone = current
         if start <= row.ts <= current_end + self._gap_s:
-            self._open = (start, max(current_end, end), zone)
+            self._open = (start, end if end > current_end else current_end, zone)
             return None
         self._open = (row.ts, end, row.zone)
         return ClosedRow(start, zone, ("all", current_end - start))

@@ -99,6 +99,8 @@ class Store:
         self.zone = zone
         self._clock = clock
         self._buffer: list[Row] = []
+        self._flush_max_rows = settings.flush_max_rows  # read on every append
+        self._max_buffered_rows = settings.max_buffered_rows
         self._counts: dict[tuple[str, str], int] = {}
         self._buf_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -133,9 +135,9 @@ class Store:
                 raise StoreClosedError("this EdgePersona was closed; open a new one")
             self._buffer.append((kind, ts, zone, fields))
             size = len(self._buffer)
-        if size == self.settings.flush_max_rows:
+        if size == self._flush_max_rows:
             self._wake.set()  # once per batch: setting an Event costs more than the append
-        elif size >= self.settings.max_buffered_rows:
+        elif size >= self._max_buffered_rows:
             self.flush()  # the writer is not keeping up: the caller pays, memory stays bounded
 
     def count(self, name: str, ts: float, n: int = 1) -> None:
