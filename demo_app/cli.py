@@ -7,19 +7,22 @@ to build its help), after the window and Kivy's own settings are configured.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from .catalog import PERSONA_COLOURS
 from .settings import SIGNAL_SOURCES
 
 __all__ = ["register"]
 
 _EXAMPLE = """example:
   edgepersona app                                   # a simulated commuter's day on a desktop
-  edgepersona app --persona night_owl_gamer --backend-url http://127.0.0.1:8000
+  edgepersona app --persona night_owl_gamer --backend-url http://127.0.0.1:8000 \
+      --public-key /etc/edgepersona/registry-key.pub.json
   edgepersona app --screenshots docs/screenshots    # every screen to PNG (Xvfb if no display)
   edgepersona app --android-source build/android && buildozer android debug
 
@@ -40,9 +43,15 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--data-dir", type=Path, help="keep the app's data here")
     parser.add_argument("--signals", choices=SIGNAL_SOURCES, help="simulated day or this device")
-    parser.add_argument("--persona", help="the simulated persona, e.g. commuter, deal_hunter")
+    parser.add_argument(
+        "--persona", choices=tuple(PERSONA_COLOURS), help="the persona of the simulated day"
+    )
     parser.add_argument("--backend-url", help="the sync service; sync also needs the user's yes")
-    parser.add_argument("--public-key", help="the backend's bundle-signing key (base64)")
+    parser.add_argument(
+        "--public-key",
+        help="the key model bundles must be signed with: base64, or the .pub.json file that "
+        "'edgepersona backend keygen' wrote",
+    )
     parser.add_argument("--screenshots", type=Path, metavar="DIR", help="save every screen here")
     parser.add_argument(
         "--android-source",
@@ -58,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "signals": args.signals,
         "persona": args.persona,
         "backend_url": args.backend_url,
-        "public_key": args.public_key,
+        "public_key": _public_key(args.public_key),
     }
     chosen = {key: value for key, value in chosen.items() if value is not None}
     # Kivy's own log mode sends everything written to stderr into its log: keep our errors
@@ -76,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
     EdgePersonaApp(data_dir=args.data_dir, overrides=chosen).run()
     return 0
+
+
+def _public_key(value: str | None) -> str | None:
+    """A key file's ``public_key``, or the value itself (base64)."""
+    if value is None or not value.endswith(".json"):
+        return value
+    return str(json.loads(Path(value).read_text(encoding="utf-8"))["public_key"])
 
 
 def _screenshots(out_dir: Path, chosen: dict[str, str]) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from kivy.app import App
 from kivy.base import EventLoop
-from kivy.tests.common import UnitTestTouch
+from kivy.input.motionevent import MotionEvent
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
@@ -52,10 +52,9 @@ class Driver:
             assert isinstance(widget, ButtonBehavior), f"{widget} cannot be pressed"
             widget.trigger_action(duration=0)
         else:
-            x, y = widget.to_window(*widget.center)
-            touch = UnitTestTouch(x, y)
-            touch.touch_down()
-            touch.touch_up()
+            touch = _Finger(*widget.to_window(*widget.center))
+            EventLoop.post_dispatch_input("begin", touch)
+            EventLoop.post_dispatch_input("end", touch)
         self.frames(2)
 
     def find(self, kind: type, root: Widget | None = None, **attributes: object) -> Widget:
@@ -89,6 +88,20 @@ class Driver:
         for child in list(window.children):
             window.remove_widget(child)
         self.frames(1)
+
+
+class _Finger(MotionEvent):
+    """A touch at a window position, dispatched like one from the touch screen."""
+
+    def __init__(self, x: float, y: float) -> None:
+        window = _window()
+        position = {"x": x / (window.width - 1.0), "y": y / (window.height - 1.0)}
+        super().__init__("driver", 1, position, is_touch=True, type_id="touch")
+        self.profile = ["pos"]
+
+    def depack(self, args: dict[str, float]) -> None:
+        self.sx, self.sy = args["x"], args["y"]
+        super().depack(args)
 
 
 def _window() -> Any:

@@ -84,10 +84,11 @@ class Session:
     def simulated(self) -> bool:
         return self.settings.signals == "simulated"
 
-    def phone_dir(self, signals: str | None = None, persona: str | None = None) -> Path:
-        if (signals or self.settings.signals) == "device":
+    def phone_dir(self) -> Path:
+        """The SDK's data directory of the phone in use."""
+        if self.settings.signals == "device":
             return self.data_dir / PHONES / "this-device"
-        return self.data_dir / PHONES / f"simulated-{persona or self.settings.persona}"
+        return self.data_dir / PHONES / f"simulated-{self.settings.persona}"
 
     @property
     def needs_consent(self) -> bool:

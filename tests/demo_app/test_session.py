@@ -123,3 +123,18 @@ def test_no_request_without_sync_consent_even_with_a_server(tmp_path: Path) -> N
     assert session.sync(force=True).status == "no_consent"
     session.erase_everything()
     assert network.requests == []
+
+
+def test_the_simulation_plays_at_the_chosen_speed(tmp_path: Path) -> None:
+    session = new_session(tmp_path)
+    session.choose({"personalization": True, "location": True})
+    start = session.now()
+    assert session.settings.speed == "10 min/s"
+    assert session.advance(6.0) > 0  # six real seconds: an hour of the simulated day
+    assert session.now() == start + 3600
+    session.set_speed("1 h/s")
+    session.advance(0.5)
+    assert session.now() == start + 5400
+    with pytest.raises(ValueError, match="unknown speed"):
+        session.set_speed("warp")
+    session.close()
