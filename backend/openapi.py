@@ -44,7 +44,7 @@ _COUNT = {"type": "number", "minimum": -MAX_COUNT, "maximum": MAX_COUNT}
 
 #: The upload payload v1 as a JSON Schema (2020-12, the dialect of OpenAPI 3.1). Self-contained,
 #: so it can be checked with ``jsonschema`` alone. Rules a schema cannot say (the week's date
-#: range, one outcome per persona and offer) are ``validate_upload``'s alone.
+#: range, one outcome per offer) are ``validate_upload``'s alone.
 UPLOAD_V1_SCHEMA: JsonObject = {
     "type": "object",
     "additionalProperties": False,
@@ -70,11 +70,12 @@ UPLOAD_V1_SCHEMA: JsonObject = {
         "epsilon": {"type": "number", "minimum": MIN_EPSILON, "maximum": MAX_EPSILON},
         "mechanism": {"type": "string", "enum": list(MECHANISMS)},
         "model_version": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+        "persona": _ID,
         "outcomes": {
             "type": "array",
             "maxItems": MAX_OUTCOMES,
             "items": {
-                **required_object(persona=_ID, offer=_ID, accepted=_COUNT, dismissed=_COUNT),
+                **required_object(offer=_ID, accepted=_COUNT, dismissed=_COUNT),
                 "required": list(OUTCOME_KEYS),
                 "additionalProperties": False,
             },
@@ -277,6 +278,7 @@ def _schemas() -> JsonObject:
         source_version={"type": ["integer", "null"]},
         rollout_percent=_PERCENT,
         created_at={"type": "number"},
+        personas={"type": "array", "items": string, "description": "Persona names, in order."},
     )
     return {
         "Error": _ERROR_SCHEMA,

@@ -49,10 +49,11 @@ PAYLOAD_KEYS = (
     "epsilon",
     "mechanism",
     "model_version",
+    "persona",
     "outcomes",
     "sdk_version",
 )
-OUTCOME_KEYS = ("persona", "offer", "accepted", "dismissed")
+OUTCOME_KEYS = ("offer", "accepted", "dismissed")
 MECHANISMS = ("laplace", "gaussian")
 FEATURE_BOUNDS = feature_band(MIN_EPSILON)
 MAX_OUTCOMES = 200
@@ -68,9 +69,8 @@ _SDK_VERSION = re.compile(r"[A-Za-z0-9_.+-]{1,32}")
 
 @dataclass(frozen=True)
 class Outcome:
-    """Noised counts of how one persona answered one offer during the week."""
+    """Noised counts of how the device answered one offer during the week."""
 
-    persona: str
     offer: str
     accepted: float
     dismissed: float
@@ -87,6 +87,7 @@ class Upload:
     epsilon: float
     mechanism: str
     model_version: int
+    persona: str  # the device's persona, through randomized response
     outcomes: tuple[Outcome, ...]
     sdk_version: str
 
@@ -106,6 +107,7 @@ def validate_upload(body: object, now: float) -> Upload:
         epsilon=_epsilon(fields["epsilon"]),
         mechanism=_mechanism(fields["mechanism"]),
         model_version=_integer("model_version", "model_version", fields["model_version"]),
+        persona=_id("persona", "persona", fields["persona"]),
         outcomes=_outcomes(fields["outcomes"]),
         sdk_version=_matching(
             "sdk_version", fields["sdk_version"], _SDK_VERSION, "1-32 of A-Z a-z 0-9 _ . + -"
@@ -257,34 +259,23 @@ def _outcomes(value: object) -> tuple[Outcome, ...]:
             "outcomes", "outcomes", f"has {len(value)} entries; accepted: at most {MAX_OUTCOMES}"
         )
     outcomes: list[Outcome] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     for i, item in enumerate(value):
         outcome = _outcome(f"outcomes[{i}]", item)
-        if (outcome.persona, outcome.offer) in seen:
+        if outcome.offer in seen:
             raise PayloadError(
                 "outcomes",
                 f"outcomes[{i}]",
-                f"persona {outcome.persona!r} and offer {outcome.offer!r} appear twice; "
-                "accepted: one entry per persona and offer",
+                f"offer {outcome.offer!r} appears twice; accepted: one entry per offer",
             )
-        seen.add((outcome.persona, outcome.offer))
+        seen.add(outcome.offer)
         outcomes.append(outcome)
     return tuple(outcomes)
 
 
 def _outcome(path: str, value: object) -> Outcome:
     fields = _object("outcomes", path, value, OUTCOME_KEYS)
-    ids = []
-    for key in ("persona", "offer"):
-        item = fields[key]
-        if not isinstance(item, str) or not _ID.fullmatch(item):
-            shown = f"{item!r:.80}" if isinstance(item, str) else _kind(item)
-            raise PayloadError(
-                "outcomes",
-                f"{path}.{key}",
-                f"{shown} is not an id; accepted: 1-64 of A-Z a-z 0-9 _ . : -",
-            )
-        ids.append(item)
+    offer = _id("outcomes", f"{path}.offer", fields["offer"])
     counts = []
     for key in ("accepted", "dismissed"):
         count = _number("outcomes", f"{path}.{key}", fields[key])
@@ -293,4 +284,13 @@ def _outcome(path: str, value: object) -> Outcome:
                 "outcomes", f"{path}.{key}", f"{count} is out of range; accepted: -10000 to 10000"
             )
         counts.append(count)
-    return Outcome(persona=ids[0], offer=ids[1], accepted=counts[0], dismissed=counts[1])
+    return Outcome(offer=offer, accepted=counts[0], dismissed=counts[1])
+
+
+def _id(field: str, path: str, item: object) -> str:
+    if not isinstance(item, str) or not _ID.fullmatch(item):
+        shown = f"{item!r:.80}" if isinstance(item, str) else _kind(item)
+        raise PayloadError(
+            field, path, f"{shown} is not an id; accepted: 1-64 of A-Z a-z 0-9 _ . : -"
+        )
+    return item

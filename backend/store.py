@@ -109,7 +109,7 @@ def insert_upload(conn: Connection, device_id: str, upload: Upload, now: float) 
             [
                 {
                     "aggregate_id": aggregate_id,
-                    "persona": o.persona,
+                    "persona": upload.persona,
                     "offer": o.offer,
                     "accepted": o.accepted,
                     "dismissed": o.dismissed,

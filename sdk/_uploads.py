@@ -28,7 +28,6 @@ from ._version import SDK_VERSION
 from .features import SCHEMA_VERSION
 from .privacy import (
     MECHANISM,
-    OUTCOME_SHARE,
     PERSONA_SHARE,
     noised_features,
     noised_outcomes,
@@ -84,11 +83,11 @@ def build_payload(
 ) -> dict[str, Any]:
     """The week's upload, noised, with a fresh ``upload_id``. Pure but for ``rng``.
 
-    Every outcome entry carries the same persona, the randomized-response label, so the
-    label is sent even when the user answered no offer; every playbook offer is listed.
+    ``persona`` goes through randomized response; every playbook offer is listed, answered
+    or not, so the list itself says nothing.
     """
     label = randomized_response(persona, personas, PERSONA_SHARE * epsilon, rng)
-    outcomes = noised_outcomes(outcome_counts, offers, OUTCOME_SHARE * epsilon, rng)
+    outcomes = noised_outcomes(outcome_counts, offers, epsilon, rng)
     return {
         "upload_id": uuid.UUID(bytes=rng.bytes(16), version=4).hex,
         "schema_version": SCHEMA_VERSION,
@@ -97,9 +96,9 @@ def build_payload(
         "epsilon": epsilon,
         "mechanism": MECHANISM,
         "model_version": model_version,
+        "persona": label,
         "outcomes": [
-            {"persona": label, "offer": offer, "accepted": a, "dismissed": d}
-            for offer, (a, d) in outcomes.items()
+            {"offer": offer, "accepted": a, "dismissed": d} for offer, (a, d) in outcomes.items()
         ],
         "sdk_version": SDK_VERSION,
     }

@@ -168,6 +168,9 @@ def noised_outcomes(
 ) -> dict[str, tuple[float, float]]:
     """For every offer in ``offers``: noised (accepted, dismissed) counts of the week.
 
+    ``epsilon`` is the week's whole budget (``OUTCOME_SHARE`` of it is spent here), as for
+    ``noised_features``; ``randomized_response`` takes its own part's epsilon instead.
+
     ``counts`` maps an offer to its true counts; offers missing from it count 0, and offers
     not in ``offers`` are ignored (the playbook's offers are the public list).
     """

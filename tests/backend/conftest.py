@@ -151,9 +151,10 @@ def valid_payload(**overrides: Any) -> dict[str, Any]:
         "epsilon": 1.0,
         "mechanism": "laplace",
         "model_version": 3,
+        "persona": "commuter",
         "outcomes": [
-            {"persona": "commuter", "offer": "coffee-10", "accepted": 2.4, "dismissed": -0.7},
-            {"persona": "commuter", "offer": "rail:pass", "accepted": 0.0, "dismissed": 1.2},
+            {"offer": "coffee-10", "accepted": 2.4, "dismissed": -0.7},
+            {"offer": "rail:pass", "accepted": 0.0, "dismissed": 1.2},
         ],
         "sdk_version": "0.1.0",
     }

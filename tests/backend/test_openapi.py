@@ -19,7 +19,7 @@ from edgepersona.sdk.features import FEATURES
 from ..conftest import T0
 from .conftest import valid_payload
 
-OUTCOME = {"persona": "p", "offer": "o", "accepted": 1.0, "dismissed": 0.0}
+OUTCOME = {"offer": "o", "accepted": 1.0, "dismissed": 0.0}
 
 
 def _document(client: FlaskClient) -> dict[str, Any]:

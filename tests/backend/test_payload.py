@@ -30,7 +30,7 @@ MID = [(f.low + f.high) / 2 for f in FEATURES]
 
 
 def outcome(**overrides: Any) -> dict[str, Any]:
-    return {"persona": "p", "offer": "o", "accepted": 1.0, "dismissed": 0.0, **overrides}
+    return {"offer": "o", "accepted": 1.0, "dismissed": 0.0, **overrides}
 
 
 def features_with(index: int, value: object) -> list[object]:
@@ -126,21 +126,18 @@ REFUSED: dict[str, tuple[object, str, str]] = {
         "unknown key 'user'",
     ),
     "outcome missing key": (
-        valid_payload(outcomes=[{"persona": "p", "offer": "o", "accepted": 1.0}]),
+        valid_payload(outcomes=[{"offer": "o", "accepted": 1.0}]),
         "outcomes[0]",
         "'dismissed' is missing",
     ),
-    "persona empty": (valid_payload(outcomes=[outcome(persona="")]), "outcomes[0].persona", "id"),
-    "persona long": (
-        valid_payload(outcomes=[outcome(persona="p" * 65)]),
-        "outcomes[0].persona",
-        "1-64",
-    ),
-    "persona space": (valid_payload(outcomes=[outcome(persona="a b")]), "outcomes[0].persona", ""),
-    "persona number": (
-        valid_payload(outcomes=[outcome(persona=7)]),
-        "outcomes[0].persona",
-        "number",
+    "persona empty": (valid_payload(persona=""), "persona", "id"),
+    "persona long": (valid_payload(persona="p" * 65), "persona", "1-64"),
+    "persona space": (valid_payload(persona="a b"), "persona", ""),
+    "persona number": (valid_payload(persona=7), "persona", "number"),
+    "persona in an outcome": (
+        valid_payload(outcomes=[outcome(persona="p")]),
+        "outcomes[0]",
+        "unknown key 'persona'",
     ),
     "offer slash": (valid_payload(outcomes=[outcome(offer="a/b")]), "outcomes[0].offer", "not an"),
     "offer null": (valid_payload(outcomes=[outcome(offer=None)]), "outcomes[0].offer", "null"),
@@ -245,7 +242,7 @@ outcomes = st.lists(
         dismissed=st.floats(-1e4, 1e4),
     ),
     max_size=8,  # the upper bound of MAX_OUTCOMES is a table case; a few keep examples fast
-    unique_by=lambda o: (o["persona"], o["offer"]),
+    unique_by=lambda o: o["offer"],
 )
 payloads = st.builds(
     valid_payload,

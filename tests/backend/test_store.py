@@ -109,7 +109,7 @@ class StoreContract:
         self, app: Flask, auth: dict[str, str]
     ) -> None:
         upload = validate_upload(valid_payload(), T0)
-        twice = Outcome("p", "o", 1.0, 0.0)
+        twice = Outcome("o", 1.0, 0.0)
         broken = dataclasses.replace(upload, outcomes=(twice, twice))
         owner = device_id(app, auth)
 
@@ -287,7 +287,8 @@ class StoreContract:
             ).all()
         assert count(app, uploads_log) == 1
         assert [tuple(row) for row in stored] == [
-            (o["persona"], o["offer"], o["accepted"], o["dismissed"]) for o in payload["outcomes"]
+            (payload["persona"], o["offer"], o["accepted"], o["dismissed"])
+            for o in payload["outcomes"]
         ]
 
     def test_a_device_row_cannot_be_inserted_twice_with_one_token(self, app: Flask) -> None:

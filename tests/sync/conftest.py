@@ -26,6 +26,8 @@ from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.keys import generate_keypair, load_public_key
 from edgepersona.sdk import EdgePersona, ManualClock
 
+from ..backend.conftest import postgres_server_url, postgres_url  # noqa: F401 (fixtures)
+
 ADMIN_KEY = "sync-tests-admin-key-0123456789"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
