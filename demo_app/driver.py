@@ -47,8 +47,9 @@ class Driver:
         """Press and release ``widget`` like a finger would."""
         scroller = _scroll_view_of(widget)
         if scroller is not None:
-            scroller.scroll_to(widget, padding=0, animate=False)
-            self.frames(1)
+            if not _in_view(scroller, widget):
+                scroller.scroll_to(widget, padding=0, animate=False)
+                self.frames(1)
             assert isinstance(widget, ButtonBehavior), f"{widget} cannot be pressed"
             widget.trigger_action(duration=0)
         else:
@@ -109,6 +110,15 @@ def _window() -> Any:
     from kivy.core.window import Window
 
     return Window
+
+
+def _in_view(scroller: ScrollView, widget: Widget) -> bool:
+    """Whether all of ``widget`` shows inside the scroll view (no need to scroll to it)."""
+    left, bottom = widget.to_window(widget.x, widget.y)
+    right, top = widget.to_window(widget.right, widget.top)
+    s_left, s_bottom = scroller.to_window(scroller.x, scroller.y)
+    s_right, s_top = scroller.to_window(scroller.right, scroller.top)
+    return s_left <= left and right <= s_right and s_bottom <= bottom and top <= s_top
 
 
 def _scroll_view_of(widget: Widget) -> ScrollView | None:
