@@ -14,14 +14,17 @@ Used by the end-to-end tests, ``edgepersona demo`` and ``edgepersona simulate``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 SURFACE = "home"
-DECISIONS_PER_DAY = 2
+DECISIONS_PER_DAY = 1
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,9 @@ def live(
     device = member.device
     report = DeviceReport(device.device_id, device.persona_id, member.consents)
     network = _Recorder(report.requests)
+    zone = ZoneInfo(device.tz)  # weeks are the device's local weeks, as its uploads' are
     week_start = datetime.combine(
-        config.start + timedelta(weeks=first_week), datetime.min.time(), timezone.utc
+        config.start + timedelta(weeks=first_week), datetime.min.time(), zone
     )
     clock = ManualClock(week_start.timestamp())
     rng = random.Random(device.seed ^ first_week)
@@ -162,7 +166,7 @@ def live(
             if not sdk.consent.status(purpose):
                 sdk.consent.grant(purpose)
         for week in range(weeks):
-            start = week_start + timedelta(weeks=week)
+            start = _local(week_start, weeks=week)
             last_day = -1
             for row in trace_rows(device, start=start.date(), weeks=1):
                 ts = _timestamp(row["ts"])
@@ -175,7 +179,7 @@ def live(
                     last_day = day
                     for _ in range(DECISIONS_PER_DAY):
                         _answer_offers(sdk, offers, accept_rates, rng, report)
-            clock.set((start + timedelta(weeks=1, hours=1)).timestamp())
+            clock.set(max(_local(start, weeks=1, hours=1).timestamp(), clock.time()))
             report.sync_statuses.append(sdk.sync(force=True).status)
         for _ in range(decisions_after):
             sdk.decide(SURFACE, offers)
@@ -209,6 +213,11 @@ def _signal(sdk: EdgePersona, row: dict[str, Any]) -> None:
             sdk.track_screen(row["name"], ts=ts, duration_s=row.get("duration_s"), tz=tz)
         elif kind == "event":
             sdk.track_event(row["name"], row.get("value"), ts=ts, tz=tz)
+
+
+def _local(moment: datetime, **delta: float) -> datetime:
+    """``moment + delta`` on the local wall clock (a day stays a day across a DST change)."""
+    return (moment.replace(tzinfo=None) + timedelta(**delta)).replace(tzinfo=moment.tzinfo)
 
 
 def _timestamp(value: object) -> float:
@@ -245,7 +254,7 @@ class _Recorder(httpx.HTTPTransport):
     """Real HTTP, with every request the device sends kept for the report."""
 
     def __init__(self, sink: list[Request]) -> None:
-        super().__init__()
+        super().__init__(verify=_ssl_context())
         self._sink = sink
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -257,6 +266,12 @@ class _Recorder(httpx.HTTPTransport):
             Request(request.method, request.url.path, body, len(head) + 2 + len(body))
         )
         return super().handle_request(request)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One per process: loading the CA store costs ~70 ms, more than a device's week of sync."""
+    return ssl.create_default_context()
 
 
 def payloads(reports: Sequence[DeviceReport]) -> Iterator[dict[str, Any]]:

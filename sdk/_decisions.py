@@ -72,9 +72,9 @@ class Decider:
         self._cached_shift: tuple[tuple[float, ...], HabitShift | None] | None = None
         # The mixed prior, valid while the same priors, probabilities and offers come back.
         self._cached_prior: tuple[Any, ...] | None = None
-        # Told the features and top persona of each personalized decision while a candidate
-        # bundle runs in shadow (see ``_updates``).
-        self.shadow: Callable[[tuple[float, ...], str], None] | None = None
+        # Told of each decision while a candidate bundle runs in shadow (see ``_updates``):
+        # the features and top persona of a personalized one, ``None`` for the others.
+        self.shadow: Callable[[tuple[float, ...] | None, str | None], None] | None = None
 
     # -- the bundle ---------------------------------------------------------------------------
 
@@ -191,6 +191,8 @@ class Decider:
         bundle = self._model()
         decision_id = f"{int(moment.ts * 1000):x}-{int(self._rng.integers(1 << 32)):08x}"
         if bundle is None or not self._consent.allows("personalization"):
+            if self.shadow is not None:
+                self.shadow(None, None)
             return self._unpersonalized(decision_id, surface, offer_ids, moment, bundle)
         probabilities = self._probabilities(bundle)
         top = max(probabilities, key=probabilities.__getitem__)

@@ -67,6 +67,7 @@ class ModelUpdater:
         self._folder = store.data_dir / "bundles"
         self._candidate: Bundle | None = None
         self._seen = 0
+        self._compared = 0
         self._agreed = 0
         self._download: dict[str, Any] = {"state": "idle"}
 
@@ -189,28 +190,35 @@ class ModelUpdater:
     # -- shadow and swap ------------------------------------------------------------------
 
     def _shadow(self, bundle: Bundle) -> None:
-        self._candidate, self._seen, self._agreed = bundle, 0, 0
+        self._candidate, self._seen, self._compared, self._agreed = bundle, 0, 0, 0
         self._decider.shadow = self._observe
 
-    def _observe(self, features: tuple[float, ...], top: str) -> None:
+    def _observe(self, features: tuple[float, ...] | None, top: str | None) -> None:
+        """One decision served; compared when it was personalized (else only counted)."""
         candidate = self._candidate
         if candidate is None:
             return
-        probabilities = candidate.model.predict_proba(np.asarray(features, dtype=np.float32))
-        self._agreed += candidate.persona_ids[int(np.argmax(probabilities))] == top
+        if features is not None:
+            probabilities = candidate.model.predict_proba(np.asarray(features, dtype=np.float32))
+            self._agreed += candidate.persona_ids[int(np.argmax(probabilities))] == top
+            self._compared += 1
         self._seen += 1
         if self._seen >= self._shadow_decisions:
             self._adopt(candidate)
 
     def _adopt(self, bundle: Bundle) -> None:
-        agreement = self._agreed / self._seen if self._seen else None
+        agreement = self._agreed / self._compared if self._compared else None
         self._decider.shadow = None
         self._candidate = None
         self._decider.swap(bundle)
         previous = self._setting("model.adopted")
         self._set("model.adopted", str(bundle.version))
         self._set("model.shadow", None)
-        reason = None if agreement is None else f"agreed on {agreement:.0%} of {self._seen}"
+        reason = (
+            f"after {self._seen} decisions, none personalized"
+            if agreement is None
+            else f"agreed on {agreement:.0%} of {self._compared} personalized decisions"
+        )
         self._record(bundle.version, "adopted", reason)
         if previous is not None and previous != str(bundle.version):
             with contextlib.suppress(OSError):  # the new one is the last good bundle now
@@ -237,7 +245,7 @@ class ModelUpdater:
                 "version": candidate.version,
                 "decisions": self._seen,
                 "of": self._shadow_decisions,
-                "agreement": self._agreed / self._seen if self._seen else None,
+                "agreement": self._agreed / self._compared if self._compared else None,
             },
             "download": dict(self._download),
             "history": [{"version": v, "event": e, "reason": r, "at": ts} for v, e, r, ts in rows],

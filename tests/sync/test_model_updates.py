@@ -247,3 +247,16 @@ def _zipped(files: dict[str, bytes]) -> bytes:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
+
+
+def test_without_personalization_the_shadow_counts_decisions_and_the_swap_still_happens(
+    open_device: OpenDevice, clock: ManualClock, backend: Backend
+) -> None:
+    sdk = syncing_device(open_device, clock, sync_settings=SHADOW)
+    sdk.consent.revoke("personalization")
+    release(backend, 2)
+    sdk.sync()
+    decide_times(sdk, 3)
+    status = sdk.model_status()
+    assert status["version"] == 2
+    assert status["history"][0]["reason"] == "after 3 decisions, none personalized"
