@@ -1,0 +1,432 @@
+"""``docs/sdk-api.md``: the SDK reference, generated from the public signatures and docstrings.
+
+Run ``python -m edgepersona.sdk._apidoc > docs/sdk-api.md``; a test keeps the file in step.
+``GROUPS`` places every public name, and every public member of ``EdgePersona``, in one group;
+a name added to the API but not to a group stops the generator, so the page cannot fall behind.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import io
+import json
+import re
+import textwrap
+import tokenize
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+__all__ = ["GROUPS", "api_markdown"]
+
+# (title, a sentence that introduces the group, the names it documents in reading order).
+GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = tuple(
+    (title, intro, tuple(names.split()))
+    for title, intro, names in (
+        (
+            "Opening",
+            "One `EdgePersona` per app process, opened on a directory the SDK owns.",
+            "EdgePersona EdgePersona.open EdgePersona.app_id Settings",
+        ),
+        (
+            "Consent",
+            "Nothing is collected for a purpose until the user grants it.",
+            "EdgePersona.consent PURPOSES",
+        ),
+        (
+            "Signals",
+            "What the host app tells the SDK, and the GPS collector that feeds it locations.",
+            "EdgePersona.track_app EdgePersona.track_screen EdgePersona.track_event "
+            "EdgePersona.record_location EdgePersona.start_location "
+            "EdgePersona.stop_location EdgePersona.location_status SamplingPolicy PRESETS "
+            "CATEGORIES MICROCONVERSIONS",
+        ),
+        (
+            "Context and decisions",
+            "What the device knows about the user now, and what it chooses for the app's screens.",
+            "EdgePersona.context EdgePersona.local_time EdgePersona.places "
+            "EdgePersona.correct_place EdgePersona.features EdgePersona.persona "
+            "EdgePersona.reject_persona EdgePersona.decide EdgePersona.feedback "
+            "EdgePersona.on",
+        ),
+        (
+            "Sync and models",
+            "Private weekly uploads to the backend, and the signed models it sends back.",
+            "EdgePersona.sync EdgePersona.sync_status EdgePersona.last_upload "
+            "EdgePersona.model_status EdgePersona.use_bundle SyncSettings SyncResult",
+        ),
+        (
+            "Your data",
+            "What the SDK holds about the user: to show, export or erase; and replaying a file.",
+            "EdgePersona.stats EdgePersona.daily_counts EdgePersona.export "
+            "EdgePersona.erase replay ReplayReport",
+        ),
+        (
+            "Lifecycle",
+            "An `EdgePersona` is also a context manager: leaving the `with` block calls `close()`.",
+            "EdgePersona.flush EdgePersona.maintain EdgePersona.close",
+        ),
+        (
+            "Clocks",
+            "The SDK's only source of now, injected through `open(clock=...)`.",
+            "Clock SystemClock ManualClock",
+        ),
+        (
+            "Value types",
+            "What the methods above return.",
+            "Moment PersonaEstimate Decision LocalTime",
+        ),
+        (
+            "Errors",
+            "Every exception the SDK raises on purpose derives from `EdgePersonaError`.",
+            "EdgePersonaError InvalidSignalError InvalidPurposeError "
+            "LocationUnavailableError StoreError StoreClosedError TraceError ModelError "
+            "ConditionError",
+        ),
+    )
+)
+# Constants carry no docstring; these say what they are for.
+CONSTANT_NOTES = {
+    "PURPOSES": "The consent purposes, all off until granted.",
+    "PRESETS": 'The sampling policies `start_location()` accepts by name (also `"off"`).',
+    "CATEGORIES": "The app categories `track_app()` accepts and the resolver assigns.",
+    "MICROCONVERSIONS": "Event names the features count; `track_event()` takes any name.",
+}
+MAIN_CLASS = "EdgePersona"  # its members are spread over the groups, not listed under it
+_SECTIONS = {"Args:": "Parameters", "Raises:": "Raises", "Returns:": "Returns"}
+_ITEM = re.compile(r"^ {4}(\w+): (.*)$")
+_ROLE = re.compile(r":[a-z]+:`(~?)([\w.]+)`")
+_WIDTH = 88
+
+
+def api_markdown(sdk: ModuleType) -> str:
+    """The reference page of ``sdk`` (the ``edgepersona.sdk`` module, or one shaped like it).
+
+    Raises:
+        ValueError: a public name or ``EdgePersona`` member is in no group, or a group names
+            something that does not exist.
+    """
+    _check_placement(sdk)
+    exported = frozenset(sdk.__all__)
+    lines = [
+        "# SDK API reference",
+        *_doc(sdk),
+        "",
+        "Generated from the signatures and docstrings of `edgepersona.sdk.__all__`: run",
+        "`python -m edgepersona.sdk._apidoc > docs/sdk-api.md`; do not edit this file by hand.",
+        "",
+        "## Contents",
+        "",
+    ]
+    for title, _, names in GROUPS:
+        links = ", ".join(f"[{_short(name)}](#{_anchor(name)})" for name in names)
+        lines.append(f"- [{title}](#{_anchor(title)}): {links}")
+    for title, intro, names in GROUPS:
+        lines += ["", f"## {title}", "", intro]
+        values = [getattr(sdk, name, None) for name in names]
+        if all(inspect.isclass(value) and issubclass(value, Exception) for value in values):
+            lines += ["", "```text", *_tree([v for v in values if inspect.isclass(v)]), "```"]
+        for name in names:
+            lines += ["", *_item(sdk, name, exported)]
+    return "\n".join(lines) + "\n"
+
+
+def _check_placement(sdk: ModuleType) -> None:
+    main = getattr(sdk, MAIN_CLASS)
+    public = set(sdk.__all__) | {f"{MAIN_CLASS}.{name}" for name in _members(main)}
+    public |= {f"{MAIN_CLASS}.{name}" for name in _instance_attributes(main)}
+    placed = [name for _, _, names in GROUPS for name in names]
+    unplaced = sorted(public - set(placed))
+    unknown = sorted(set(placed) - public)
+    twice = sorted({name for name in placed if placed.count(name) > 1})
+    if unplaced or unknown or twice:
+        raise ValueError(
+            "sdk/_apidoc.py GROUPS is out of step with the public API: "
+            f"not placed {unplaced}, not public {unknown}, placed twice {twice}; "
+            "put every public name and EdgePersona member in exactly one group"
+        )
+
+
+def _item(sdk: ModuleType, name: str, exported: frozenset[str]) -> list[str]:
+    owner, _, member = name.partition(".")
+    if not member:
+        value = getattr(sdk, name)
+        if inspect.isclass(value):
+            return _class(value, f"### {name}", exported)
+        if callable(value):
+            return [f"### {name}", "", *_code(_signature(name, value)), *_doc(value)]
+        return _constant(name, value)
+    cls = getattr(sdk, owner)
+    if member in _members(cls):
+        return _member(cls, member, "###", exported)
+    return _attribute(cls, member, exported)
+
+
+def _class(cls: type, heading: str, exported: frozenset[str]) -> list[str]:
+    """A class with its public methods; the main class's members are placed by ``GROUPS``."""
+    lines = [heading, ""]
+    if dataclasses.is_dataclass(cls) or hasattr(cls, "_fields"):
+        kind = "A frozen dataclass" if dataclasses.is_dataclass(cls) else "A named tuple"
+        lines += [*_doc(cls)[1:], "", f"{kind}; its fields:", "", *_fields(cls)]
+    else:
+        init = vars(cls).get("__init__")
+        own_init = inspect.isfunction(init) and init.__qualname__ == f"{cls.__qualname__}.__init__"
+        if init and own_init and cls.__name__ in exported and cls.__name__ != MAIN_CLASS:
+            lines += _code(_signature(cls.__name__, init, drop_first=True, returns=False))
+        else:
+            lines += _code(f"class {cls.__name__}")
+        bases = [base.__name__ for base in cls.__bases__ if base is not object]
+        if bases:
+            lines += ["", "Bases: " + ", ".join(f"`{base}`" for base in bases)]
+        lines += _doc(cls)
+    if cls.__name__ != MAIN_CLASS:
+        for member in _members(cls):
+            lines += ["", *_member(cls, member, "#" * (heading.count("#") + 1), exported)]
+    return lines
+
+
+def _member(cls: type, name: str, level: str, exported: frozenset[str]) -> list[str]:
+    raw, value = vars(cls)[name], getattr(cls, name)
+    title = f"{level} {cls.__name__}.{name}"
+    if isinstance(raw, property):
+        annotation = inspect.signature(raw.fget).return_annotation  # type: ignore[arg-type]
+        return [title, "", *_code(f"{cls.__name__}.{name}: {_annotation(annotation)}"), *_doc(raw)]
+    drop_first = not isinstance(raw, (classmethod, staticmethod))
+    signature = _signature(f"{cls.__name__}.{name}", value, drop_first=drop_first)
+    lines = [title, "", *_code(signature), *_doc(value)]
+    handed_out = _handed_out(cls, inspect.signature(value).return_annotation, exported)
+    if handed_out is not None:
+        lines += ["", *_class(handed_out, f"{level}# class {handed_out.__name__}", exported)]
+    return lines
+
+
+def _attribute(cls: type, name: str, exported: frozenset[str]) -> list[str]:
+    annotation = _instance_attributes(cls)[name]
+    lines = [f"### {cls.__name__}.{name}", "", *_code(f"{cls.__name__}.{name}: {annotation}")]
+    held = _handed_out(cls, annotation, exported)
+    if held is not None:
+        lines += ["", *_class(held, f"#### class {held.__name__}", exported)]
+    return lines
+
+
+def _handed_out(owner: type, annotation: object, exported: frozenset[str]) -> type | None:
+    """The class ``annotation`` names, when the package hands it out without exporting it
+    (the app uses its methods but never imports it): documented where it is handed out."""
+    found = vars(inspect.getmodule(owner)).get(str(annotation))
+    package = owner.__module__.rpartition(".")[0]
+    if inspect.isclass(found) and found.__module__.startswith(package + "."):
+        return None if found.__name__ in exported else found
+    return None
+
+
+def _constant(name: str, value: object) -> list[str]:
+    lines = [f"### {name}", "", CONSTANT_NOTES.get(name, ""), ""]
+    if isinstance(value, Mapping) and all(dataclasses.is_dataclass(v) for v in value.values()):
+        rows = [dataclasses.astuple(v) for v in value.values()]
+        columns = [f.name for f in dataclasses.fields(next(iter(value.values())))]
+        return lines + _table(columns, [[f"`{cell}`" for cell in row] for row in rows])
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return [*lines, ", ".join(f"`{v}`" for v in value)]
+    return lines + _code(f"{name} = {value!r}")
+
+
+def _fields(cls: type) -> list[str]:
+    """A table of the fields of a dataclass or named tuple, types as written in the source."""
+    if dataclasses.is_dataclass(cls):
+        defaults = {}
+        for field in dataclasses.fields(cls):
+            if field.default is not dataclasses.MISSING:
+                defaults[field.name] = _default(field.default)
+            elif field.default_factory is not dataclasses.MISSING:
+                defaults[field.name] = repr(field.default_factory())
+        names = [field.name for field in dataclasses.fields(cls)]
+    else:
+        defaults = {name: _default(v) for name, v in cls._field_defaults.items()}  # type: ignore[attr-defined]
+        names = list(cls._fields)  # type: ignore[attr-defined]
+    written = _written_fields(cls)
+    rows = []
+    for name in names:
+        annotation, comment = written[name]
+        default = f"`{defaults[name]}`" if name in defaults else "required"
+        rows.append([f"`{name}`", f"`{annotation}`", default, comment])
+    return _table(["field", "type", "default", "meaning"], rows)
+
+
+def _written_fields(cls: type) -> dict[str, tuple[str, str]]:
+    """Each annotated field of the class body: its annotation and the comment ending its line."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    comments = {t.start[0]: t.string[1:].strip() for t in tokens if t.type == tokenize.COMMENT}
+    (node,) = ast.parse(source).body
+    return {
+        statement.target.id: (
+            ast.unparse(statement.annotation),
+            comments.get(statement.end_lineno or 0, ""),
+        )
+        for statement in getattr(node, "body", [])
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+    }
+
+
+def _members(cls: type) -> list[str]:
+    """Public methods and properties defined by ``cls`` itself, in source order."""
+    kinds = (property, classmethod, staticmethod)
+    return [
+        name
+        for name, value in vars(cls).items()
+        if not name.startswith("_") and (inspect.isfunction(value) or isinstance(value, kinds))
+    ]
+
+
+def _instance_attributes(cls: type) -> dict[str, str]:
+    """Public attributes ``__init__`` sets, with their type: the class called, or the
+    annotation of the parameter assigned."""
+    init = vars(cls).get("__init__")
+    if not inspect.isfunction(init):
+        return {}
+    parameters = inspect.signature(init).parameters
+    found = {}
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(init)))):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+                and not target.attr.startswith("_")
+            ):
+                found[target.attr] = _assigned_type(node.value, parameters)
+    return found
+
+
+def _assigned_type(value: ast.expr, parameters: Mapping[str, inspect.Parameter]) -> str:
+    if isinstance(value, ast.Call) and isinstance(value.func, ast.Name):
+        return value.func.id
+    if isinstance(value, ast.Name) and value.id in parameters:
+        return _annotation(parameters[value.id].annotation)
+    return "Any"
+
+
+def _signature(
+    name: str, function: Callable[..., Any], *, drop_first: bool = False, returns: bool = True
+) -> str:
+    """``name(params) -> return`` as written in the source, one parameter a line if long."""
+    signature = inspect.signature(function)
+    parameters = list(signature.parameters.values())[1 if drop_first else 0 :]
+    parts: list[str] = []
+    for index, parameter in enumerate(parameters):
+        if parameter.kind is parameter.KEYWORD_ONLY and (
+            index == 0 or parameters[index - 1].kind is parameter.POSITIONAL_OR_KEYWORD
+        ):
+            parts.append("*")
+        parts.append(_parameter(parameter))
+        if parameter.kind is parameter.POSITIONAL_ONLY and (
+            index + 1 == len(parameters)
+            or parameters[index + 1].kind is not parameter.POSITIONAL_ONLY
+        ):
+            parts.append("/")
+    annotation = signature.return_annotation
+    tail = "" if annotation is signature.empty or not returns else f" -> {_annotation(annotation)}"
+    one_line = f"{name}({', '.join(parts)}){tail}"
+    if len(one_line) <= _WIDTH:
+        return one_line
+    return "\n".join([f"{name}(", *(f"    {part}," for part in parts), f"){tail}"])
+
+
+def _parameter(parameter: inspect.Parameter) -> str:
+    text = parameter.name
+    if parameter.kind is parameter.VAR_POSITIONAL:
+        text = "*" + text
+    elif parameter.kind is parameter.VAR_KEYWORD:
+        text = "**" + text
+    has_annotation = parameter.annotation is not parameter.empty
+    if has_annotation:
+        text += f": {_annotation(parameter.annotation)}"
+    if parameter.default is not parameter.empty:
+        text += (" = " if has_annotation else "=") + _default(parameter.default)
+    return text
+
+
+def _annotation(annotation: object) -> str:
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
+def _default(value: object) -> str:
+    """``repr``, but strings in the double quotes the code base writes them in."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _doc(thing: object) -> list[str]:
+    """The docstring as markdown: reST literals and roles to code, Google sections to lists."""
+    doc = inspect.getdoc(thing)
+    if not doc:
+        return []
+    doc = re.sub(r"``(.+?)``", r"`\1`", doc, flags=re.DOTALL)
+    doc = _ROLE.sub(lambda m: f"`{m[2].rpartition('.')[2] if m[1] else m[2]}`", doc)
+    lines, section = [""], False
+    for line in doc.splitlines():
+        item = _ITEM.match(line)
+        if line in _SECTIONS:
+            lines += (
+                ["", f"**{_SECTIONS[line]}**", ""] if lines[-1] else [f"**{_SECTIONS[line]}**", ""]
+            )
+            section = True
+        elif section and item:
+            lines.append(f"- `{item[1]}`: {item[2]}")
+        elif section and line.startswith(" "):
+            lines.append("  " + line.strip())
+        else:
+            section = section and not line
+            lines.append(line)
+    return lines
+
+
+def _tree(classes: list[type]) -> list[str]:
+    """The exception tree of ``classes``, drawn like the one in ``errors``' docstring."""
+    (root,) = [cls for cls in classes if not set(cls.__bases__) & set(classes)]
+    width = max(len(cls.__name__) for cls in classes) + 6
+
+    def branch(cls: type, prefix: str, last: bool, depth: int) -> list[str]:
+        joint = "" if depth == 0 else ("└── " if last else "├── ")
+        others = [base.__name__ for base in cls.__bases__ if base not in classes]
+        label = f"{prefix}{joint}{cls.__name__}"
+        summary = (inspect.getdoc(cls) or "").split("\n")[0].replace("``", "")
+        also = f" Also a {', '.join(others)}." if others and depth else ""
+        lines = [f"{label:<{width}}{summary}{also}"]
+        children = [c for c in classes if cls in c.__bases__]
+        inner = "" if depth == 0 else prefix + ("    " if last else "│   ")
+        for index, child in enumerate(children):
+            lines += branch(child, inner, index == len(children) - 1, depth + 1)
+        return lines
+
+    return branch(root, "", True, 0)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return [row(header), "|" + "---|" * len(header), *(row(cells) for cells in rows)]
+
+
+def _code(text: str) -> list[str]:
+    return ["```python", text, "```"]
+
+
+def _short(name: str) -> str:
+    owner, _, member = name.partition(".")
+    return member if owner == MAIN_CLASS and member else name
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's id of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+if __name__ == "__main__":
+    from edgepersona import sdk
+
+    print(api_markdown(sdk), end="")
