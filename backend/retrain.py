@@ -3,33 +3,33 @@
 ``retrain`` runs on the caller's connection, inside the caller's transaction:
 
 1. **Read** the aggregates of the last ``weeks`` ISO weeks (by their ``week`` field, the week
-   of ``now`` included) in chunks of ``CHUNK_ROWS`` rows (``yield_per``: a server-side cursor
-   on PostgreSQL), so the rows are never all in Python at once. Each chunk's vectors go to a
-   temporary spool file (float32, 124 bytes a device-week for the 31 v1 features) and into
-   a uniform reservoir sample of at most ``sample_rows`` vectors (default
-   ``MAX_CLUSTER_ROWS``, 100,000: 12 MB); distinct devices are counted by the database. So
-   memory stays bounded however many device-weeks the window holds: a million take about
-   124 MB of disk, not of memory.
+   of ``now`` included) in chunks (``retrain_window``): memory stays bounded however many
+   device-weeks the window holds.
 2. **Refuse** (``RetrainError``, code ``too_few_devices``) when fewer than ``floor``
    distinct devices contributed: the k-anonymity floor (``K_ANONYMITY_FLOOR``).
-3. **Train** with ``edgepersona.edge_models.training.train`` on the sample (every vector
-   when the window holds no more than ``sample_rows``), passing the newest published
-   model's personas (ids, names, traits, centroids from its manifest) as ``previous``, so
-   persona ids and names stay stable; ``k`` defaults to that model's number of personas (5
-   with no model yet). A second pass over the spool assigns every device-week to its
-   cluster (the report's ``cluster_sizes``) and runs the current and new models on it.
+3. **Train**, by one of two methods (``report["method"]``):
+
+   * ``private_estimates``, whenever a model is published and ``k`` is its number of
+     personas (the normal case): the uploads are locally private (``edgepersona.sdk.privacy``)
+     and far too noisy to cluster, so each persona's centroid is estimated from them without
+     bias through the randomized-response channel, shrunk towards the current centroid by its
+     variance, and the model is rebuilt around the new centroids with each persona's spread
+     (``edge_models.private_training``). Persona ids are the current model's by construction.
+     ``cluster_sizes`` are then the estimated device-weeks per persona among labelled uploads.
+   * ``kmeans``, with no published model or another ``k``: ``training.train`` on a uniform
+     sample of the window (every vector when it holds no more than ``sample_rows``), the
+     current personas (if any) keeping their ids; a second pass assigns every device-week.
+     Only meaningful on vectors with little noise (a pilot fleet at a large epsilon).
 4. **Priors**: the Beta prior of each (persona, offer) cell of the playbook becomes the
-   previous prior plus the summed noised counts of the window's ``outcomes`` rows. The sums
-   are clipped at 0 per cell (the Laplace noise of one device can be negative, and its sum
-   over many devices is unbiased; clipping per device would bias every cell upwards).
-   Cells whose persona is not in the new model or whose offer the playbook does not define
-   are left out and counted in the report.
-5. **Evaluate**: agreement of the new model with the current one on every device-week of the
-   window (both run through the SDK's ``PersonaModel``, as on a device), the distilled model's
-   held-out agreement with the clustering, model size; gates are the training gates plus
-   the floor.
-6. **Register** the candidate with ``registry.publish`` (0% rollout) if every gate passed,
-   and store the report in ``retrains`` in every case.
+   previous prior plus the summed noised counts of the window's ``outcomes`` rows, clipped at
+   0 per cell (the noise averages out over devices; clipping per device would bias every cell
+   upwards). Cells whose persona or offer the new bundle lacks are left out and counted.
+5. **Evaluate**: agreement of the new model with the current one (both run through the SDK's
+   ``PersonaModel``, as on a device; on the window's vectors for ``kmeans``, on the synthetic
+   vectors for ``private_estimates``), the distilled model's held-out agreement, model size;
+   gates are the training gates plus the floor.
+6. **Register** the candidate with ``registry.publish`` (0% rollout; never version 1, which
+   every SDK ships) if every gate passed, and store the report in ``retrains`` in every case.
 
 On a refusal the report row is written before ``RetrainError`` is raised: commit the
 transaction anyway to keep it (the admin endpoint does).
@@ -45,28 +45,27 @@ import datetime as dt
 import json
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Text, cast, func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from edgepersona.edge_models.bundle import default_playbook, write_bundle
+from edgepersona.edge_models.private_training import PrivateSums, retrain_private
 from edgepersona.edge_models.training import (
     MAX_CLUSTER_ROWS,
     Persona,
-    Reservoir,
     Trained,
     train,
 )
 from edgepersona.sdk._inference import PersonaModel
-from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
+from edgepersona.sdk.features import FEATURES
 
 from . import registry
 from .errors import BackendError
+from .retrain_window import CHUNK_ROWS, Window, read_window
 from .schema import aggregates, models, outcomes, retrains
 
 __all__ = [
@@ -79,9 +78,9 @@ __all__ = [
     "week_window",
 ]
 
-CHUNK_ROWS = 10_000
 DEFAULT_K = 5  # personas when no model is published yet
 DEFAULT_WEEKS = 4
+BUILT_IN_VERSION = 1
 BUNDLE_LIFETIME = dt.timedelta(days=365)
 _PREDICT_ROWS = 20_000
 
@@ -127,17 +126,19 @@ def retrain(
     """
     started = time.perf_counter()
     first_week, last_week = week_window(now, weeks)
+    current = _current_bundle(conn)
+    previous = _personas(current["manifest"]) if current else ()
+    k = k if k is not None else (len(previous) or DEFAULT_K)
+    private = PrivateSums([p.id for p in previous]) if previous and k == len(previous) else None
     with tempfile.TemporaryFile(prefix="ep-retrain-") as spool:
-        window = _read_window(conn, first_week, last_week, spool, sample_rows, seed)
-        current = _current_bundle(conn)
-        previous = _personas(current["manifest"]) if current else ()
-        k = k if k is not None else (len(previous) or DEFAULT_K)
+        window = read_window(conn, first_week, last_week, spool, sample_rows, seed, private)
         report: dict[str, Any] = {
             "created_at": now,
             "weeks": weeks,
             "first_week": first_week,
             "last_week": last_week,
             "k": k,
+            "method": "private_estimates" if private is not None else "kmeans",
             "seed": seed,
             "device_weeks": window.device_weeks,
             "devices": window.devices,
@@ -156,16 +157,29 @@ def retrain(
                 f"{window.devices} distinct devices sent aggregates in {first_week}..{last_week}, "
                 f"fewer than the k-anonymity floor of {floor}; nothing was trained.",
             )
+        spreads = _spreads(current["manifest"]) if current else {}
         try:
-            trained = train(window.sample, k=k, previous=previous, seed=seed)
+            if private is not None:
+                estimates = private.estimates(previous)
+                trained, synthetic = retrain_private(estimates, previous, spreads, seed=seed)
+                report["estimates"] = [e.as_report() for e in estimates]
+            else:
+                trained = train(window.sample, k=k, previous=previous, seed=seed)
         except ValueError as exc:
             _refuse(conn, report, started, "training_refused", f"Training was refused: {exc}.")
-        version = _newest_version(conn) + 1
+        # v1 is the bundle every SDK ships: a retrained model must be newer than it
+        version = max(_newest_version(conn), BUILT_IN_VERSION) + 1
         playbook, priors_report = _playbook_with_priors(
             conn, current, trained.personas, first_week, last_week
         )
-        files = _bundle_files(trained, version, playbook, now)
-        sizes, agreement = _assign_window(window, trained, current, files["model.onnx"])
+        # Spreads cannot be learnt from noised uploads: a private retrain carries them over.
+        kept = {p.id: spreads[p.id] for p in trained.personas if p.id in spreads}
+        files = _bundle_files(trained, version, playbook, now, kept if private else {})
+        if private is not None:
+            agreement = _agreement_on(synthetic, trained, current, files["model.onnx"])
+            sizes = [round(max(e.share or 0.0, 0.0) * private.labelled) for e in estimates]
+        else:
+            sizes, agreement = _assign_window(window, trained, current, files["model.onnx"])
     report.update(
         personas=[{"id": p.id, "name": p.name, "traits": list(p.traits)} for p in trained.personas],
         cluster_sizes={p.id: size for p, size in zip(trained.personas, sizes, strict=True)},
@@ -195,78 +209,6 @@ def list_retrains(conn: Connection) -> list[dict[str, Any]]:
     """Every stored report, newest first, each with its ``id``."""
     rows = conn.execute(select(retrains.c.id, retrains.c.report).order_by(retrains.c.id.desc()))
     return [{**_as_dict(row.report), "id": row.id} for row in rows]
-
-
-@dataclass(frozen=True)
-class _Window:
-    """The window's device-weeks: counted, sampled, and spooled to a file for later passes."""
-
-    device_weeks: int
-    devices: int
-    sample: np.ndarray  # float32, a uniform sample of the vectors, in row order
-    spool: IO[bytes]  # every vector, float32, in row order
-
-    def batches(self, rows: int) -> Iterator[np.ndarray]:
-        """Every vector of the window again, ``rows`` at a time, read back from the spool."""
-        width = len(FEATURES) * np.dtype(np.float32).itemsize
-        self.spool.seek(0)
-        while data := self.spool.read(rows * width):
-            yield np.frombuffer(data, dtype=np.float32).reshape(-1, len(FEATURES))
-
-
-def _read_window(
-    conn: Connection,
-    first_week: str,
-    last_week: str,
-    spool: IO[bytes],
-    sample_rows: int,
-    seed: int,
-) -> _Window:
-    """Stream the window's vectors into ``spool`` and a reservoir sample; count devices.
-
-    Rows come in (week, id) order, a fixed order on both databases (on SQLite, the week
-    index's own), so the same rows give the same sample and model. The device count is asked
-    of the database (a set of ids here would grow with the fleet), over the rows streamed.
-    """
-    in_window = (
-        aggregates.c.week >= first_week,
-        aggregates.c.week <= last_week,
-        aggregates.c.schema_version == SCHEMA_VERSION,
-    )
-    query = (
-        select(aggregates.c.id, cast(aggregates.c.features, Text))
-        .where(*in_window)
-        .order_by(aggregates.c.week, aggregates.c.id)
-    )
-    reservoir = Reservoir(sample_rows, len(FEATURES), seed)
-    last_id = 0
-    # On the statement: Connection.execution_options would change the connection itself.
-    result = conn.execute(query.execution_options(yield_per=CHUNK_ROWS))
-    for rows in result.partitions():
-        chunk = _parse_vectors([features for _, features in rows])
-        spool.write(chunk.tobytes())
-        reservoir.add(chunk)
-        last_id = max(last_id, max(row_id for row_id, _ in rows))
-    result.close()
-    devices = conn.execute(
-        select(func.count(aggregates.c.device_id.distinct())).where(
-            *in_window, aggregates.c.id <= last_id
-        )
-    ).scalar_one()
-    return _Window(reservoir.seen, int(devices), reservoir.rows, spool)
-
-
-def _parse_vectors(texts: list[str]) -> np.ndarray:
-    """The stored JSON arrays ``texts`` (one feature vector each) as a float32 matrix.
-
-    Parsing is most of a retrain's reading time: one C-level pass over the whole chunk (the
-    arrays hold only numbers, so brackets become separators) is a quarter faster than
-    ``json.loads`` row by row, and SQLAlchemy's JSON type slower again.
-    """
-    flat = np.fromstring(",".join(texts).replace("[", "").replace("]", ""), sep=",")
-    if flat.size != len(texts) * len(FEATURES):
-        raise ValueError(f"stored feature vectors are not {len(FEATURES)} numbers each")
-    return flat.astype(np.float32).reshape(len(texts), len(FEATURES))
 
 
 def _current_bundle(conn: Connection) -> dict[str, Any] | None:
@@ -336,7 +278,11 @@ def _playbook_with_priors(
 
 
 def _bundle_files(
-    trained: Trained, version: int, playbook: dict[str, Any], now: float
+    trained: Trained,
+    version: int,
+    playbook: dict[str, Any],
+    now: float,
+    spreads: dict[str, list[float]],
 ) -> dict[str, bytes]:
     created = dt.datetime.fromtimestamp(now, dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="ep-retrain-") as tmp:
@@ -348,6 +294,7 @@ def _bundle_files(
             created_at=created.isoformat(),
             expires_at=(created + BUNDLE_LIFETIME).isoformat(),
             rollout_percent=0,
+            spreads=spreads,
         )
         return {
             name: (Path(tmp) / name).read_bytes()
@@ -355,8 +302,33 @@ def _bundle_files(
         }
 
 
+def _spreads(manifest: dict[str, Any]) -> dict[str, list[float]]:
+    """Each persona's spread kept in the manifest (see ``private_training``)."""
+    return {
+        str(p["id"]): [float(v) for v in p["spread"]]
+        for p in manifest["personas"]
+        if isinstance(p.get("spread"), list) and len(p["spread"]) == len(FEATURES)
+    }
+
+
+def _agreement_on(
+    vectors: np.ndarray, trained: Trained, current: dict[str, Any] | None, new_onnx: bytes
+) -> float | None:
+    """How often the current and the new model agree on ``vectors`` (synthetic: uploads are
+    too noisy to compare the models on)."""
+    if current is None:
+        return None
+    old_model = PersonaModel.from_bytes(current["files"]["model.onnx"])
+    old_ids = np.array([p["id"] for p in json.loads(old_model.metadata.get("personas", "[]"))])
+    new_ids = np.array([p.id for p in trained.personas])
+    batch = vectors.astype(np.float32)
+    old = old_ids[np.argmax(old_model.predict_proba(batch), axis=1)]
+    new = new_ids[np.argmax(PersonaModel.from_bytes(new_onnx).predict_proba(batch), axis=1)]
+    return round(float(np.mean(old == new)), 4)
+
+
 def _assign_window(
-    window: _Window, trained: Trained, current: dict[str, Any] | None, new_onnx: bytes
+    window: Window, trained: Trained, current: dict[str, Any] | None, new_onnx: bytes
 ) -> tuple[list[int], float | None]:
     """Device-weeks per new persona, and the fraction to which the current and the new
     model (both as a device runs them) give the same persona (None without a current one)."""

@@ -31,10 +31,10 @@ import numpy as np
 
 from edgepersona.sdk.features import FEATURES
 from edgepersona.sdk.privacy import (
+    FEATURE_SENSITIVITY,
+    FEATURE_SHARE,
     PERSONA_SHARE,
     clip_features,
-    feature_noise_scale,
-    keep_probability,
 )
 
 from .training import Persona, Trained, train
@@ -44,6 +44,7 @@ __all__ = [
     "DRIFT_SCALE",
     "SYNTHETIC_PER_PERSONA",
     "PersonaEstimate",
+    "PrivateSums",
     "estimate_personas",
     "retrain_private",
     "synthetic_vectors",
@@ -67,6 +68,79 @@ class PersonaEstimate:
     centroid: tuple[float, ...]  # the new centroid (feature units)
     share: float | None  # estimated share of uploads holding this persona
 
+    def as_report(self) -> dict[str, float | str | None]:
+        """The figures a retrain report keeps (not the vectors)."""
+        return {
+            "persona": self.persona_id,
+            "estimated_share": None if self.share is None else round(self.share, 4),
+            "standard_error": None
+            if self.standard_error is None
+            else round(self.standard_error, 4),
+            "weight": round(self.weight, 6),
+        }
+
+
+class PrivateSums:
+    """Streaming sufficient statistics of the uploads for ``estimate``: memory is fixed
+    (personas x features), whatever the number of uploads added."""
+
+    def __init__(self, persona_ids: Sequence[str]) -> None:
+        self.persona_ids = tuple(persona_ids)
+        k = len(self.persona_ids)
+        self._index = {pid: i for i, pid in enumerate(self.persona_ids)}
+        self.sums = np.zeros((k, len(FEATURES)))  # sum of y_i * scaled vector
+        self.counts = np.zeros(k)  # sum of y_i: unbiased count of uploads per persona
+        self.variance = np.zeros(k)  # sum of y_i^2 * noise variance
+        self.labelled = 0
+
+    def add(self, features: np.ndarray, epsilons: np.ndarray, labels: Sequence[str | None]) -> None:
+        """Add uploads: noised vectors (n x schema), their epsilons and reported personas."""
+        k = len(self.persona_ids)
+        rows = [i for i, label in enumerate(labels) if label in self._index]
+        if k < 2 or not rows:
+            return
+        x = (np.asarray(features, dtype=np.float64)[rows] - _LOW) / _RANGE
+        eps = np.asarray(epsilons, dtype=np.float64)[rows]
+        p = np.exp(PERSONA_SHARE * eps) / (np.exp(PERSONA_SHARE * eps) + k - 1)
+        q = (1 - p) / (k - 1)
+        reported = np.zeros((len(rows), k))
+        reported[np.arange(len(rows)), [self._index[str(labels[i])] for i in rows]] = 1.0
+        y = (reported - q[:, None]) / (p - q)[:, None]  # unbiased one-hot estimates
+        noise_var = 2.0 * (FEATURE_SENSITIVITY / (FEATURE_SHARE * eps)) ** 2
+        self.sums += y.T @ x
+        self.counts += y.sum(axis=0)
+        self.variance += (y**2 * noise_var[:, None]).sum(axis=0)
+        self.labelled += len(rows)
+
+    def estimates(
+        self, previous: Sequence[Persona], drift_scale: float = DRIFT_SCALE
+    ) -> tuple[PersonaEstimate, ...]:
+        """Per previous persona: the debiased mean, shrunk towards its centroid."""
+        total = max(self.counts.clip(min=0).sum(), 1e-12)
+        found = []
+        for persona in previous:
+            i = self._index.get(persona.id)
+            if i is None or self.counts[i] <= 1.0:
+                share = None if i is None else max(self.counts[i], 0.0) / total
+                found.append(_unchanged(persona, share))
+                continue
+            prior = (np.asarray(persona.centroid) - _LOW) / _RANGE
+            mean = self.sums[i] / self.counts[i]
+            variance = float(self.variance[i] / self.counts[i] ** 2)
+            weight = drift_scale**2 / (drift_scale**2 + variance)
+            moved = clip_features(_LOW + (prior + weight * (mean - prior)) * _RANGE)
+            found.append(
+                PersonaEstimate(
+                    persona.id,
+                    tuple(float(v) for v in _LOW + mean * _RANGE),
+                    variance**0.5,
+                    weight,
+                    tuple(float(v) for v in _LOW + moved * _RANGE),
+                    float(max(self.counts[i], 0.0) / total),
+                )
+            )
+        return tuple(found)
+
 
 def estimate_personas(
     features: np.ndarray,
@@ -75,50 +149,10 @@ def estimate_personas(
     previous: Sequence[Persona],
     drift_scale: float = DRIFT_SCALE,
 ) -> tuple[PersonaEstimate, ...]:
-    """Per previous persona: the debiased mean of the uploads, shrunk towards its centroid.
-
-    ``features`` are the noised uploads (n x schema), ``epsilons`` their budgets, ``labels``
-    their randomized-response persona (``None`` when an upload has none, e.g. a playbook
-    without offers). Pure.
-    """
-    ids = [p.id for p in previous]
-    k = len(ids)
-    index = {pid: i for i, pid in enumerate(ids)}
-    rows = [i for i, label in enumerate(labels) if label in index]
-    if k < 2 or not rows:
-        return tuple(_unchanged(p) for p in previous)
-    x = (np.asarray(features, dtype=np.float64)[rows] - _LOW) / _RANGE
-    eps = np.asarray(epsilons, dtype=np.float64)[rows]
-    p = np.array([keep_probability(PERSONA_SHARE * e, k) for e in eps])
-    q = (1 - p) / (k - 1)
-    reported = np.zeros((len(rows), k))
-    reported[np.arange(len(rows)), [index[str(labels[i])] for i in rows]] = 1.0
-    y = (reported - q[:, None]) / (p - q)[:, None]  # unbiased one-hot estimates
-    noise_var = 2.0 * np.array([feature_noise_scale(e) for e in eps]) ** 2
-    counts = y.sum(axis=0)
-    sums = y.T @ x
-    total = max(counts.clip(min=0).sum(), 1e-12)
-    estimates = []
-    for i, persona in enumerate(previous):
-        prior = (np.asarray(persona.centroid) - _LOW) / _RANGE
-        if counts[i] <= 1.0:
-            estimates.append(_unchanged(persona, share=max(counts[i], 0.0) / total))
-            continue
-        mean = sums[i] / counts[i]
-        variance = float((y[:, i] ** 2 * noise_var).sum() / counts[i] ** 2)
-        weight = drift_scale**2 / (drift_scale**2 + variance)
-        moved = clip_features(_LOW + (prior + weight * (mean - prior)) * _RANGE)
-        estimates.append(
-            PersonaEstimate(
-                persona.id,
-                tuple(float(v) for v in _LOW + mean * _RANGE),
-                variance**0.5,
-                weight,
-                tuple(float(v) for v in _LOW + moved * _RANGE),
-                float(max(counts[i], 0.0) / total),
-            )
-        )
-    return tuple(estimates)
+    """``PrivateSums`` over these uploads, then its estimates (for uploads held in memory)."""
+    sums = PrivateSums([p.id for p in previous])
+    sums.add(features, epsilons, labels)
+    return sums.estimates(previous, drift_scale)
 
 
 def synthetic_vectors(
@@ -133,20 +167,17 @@ def synthetic_vectors(
 
 
 def retrain_private(
-    features: np.ndarray,
-    epsilons: np.ndarray,
-    labels: Sequence[str | None],
+    estimates: Sequence[PersonaEstimate],
     previous: Sequence[Persona],
     spreads: Mapping[str, Sequence[float]],
     *,
     seed: int = 0,
     per_persona: int = SYNTHETIC_PER_PERSONA,
-) -> tuple[Trained, tuple[PersonaEstimate, ...], np.ndarray]:
-    """The new model, the per-persona estimates behind it, and the synthetic training set.
+) -> tuple[Trained, np.ndarray]:
+    """The new model from the personas' new centroids, and the synthetic vectors it learnt.
 
     Raises ``ValueError`` (from ``train``) when the personas cannot be told apart.
     """
-    estimates = estimate_personas(features, epsilons, labels, previous)
     centroids = np.array([e.centroid for e in estimates])
     spread_rows = np.array(
         [spreads.get(p.id, DEFAULT_SPREAD * _RANGE) for p in previous], dtype=np.float64
@@ -156,7 +187,7 @@ def retrain_private(
         Persona(p.id, p.name, p.traits, e.centroid)
         for p, e in zip(previous, estimates, strict=True)
     )
-    return train(vectors, k=len(previous), previous=moved, seed=seed), estimates, vectors
+    return train(vectors, k=len(previous), previous=moved, seed=seed), vectors
 
 
 def _unchanged(persona: Persona, share: float | None = None) -> PersonaEstimate:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edgepersona.edge_models.private_training import (
+    PrivateSums,
     estimate_personas,
     retrain_private,
     synthetic_vectors,
@@ -84,10 +85,26 @@ def test_retraining_keeps_persona_ids_and_a_model_that_separates_them() -> None:
     prior = np.array([p.centroid for p in previous])
     features, eps, labels, _ = uploads(prior, ids, 50, 1.0, seed=3)
     spreads = {pid: 0.05 * RANGE for pid in ids}
-    trained, estimates, synthetic = retrain_private(features, eps, labels, previous, spreads)
+    estimates = estimate_personas(features, eps, labels, previous)
+    trained, synthetic = retrain_private(estimates, previous, spreads)
     assert sorted(p.id for p in trained.personas) == sorted(ids)
     assert trained.agreement > 0.9
     # the new model puts each persona's own centroid in that persona
     predicted = trained.pipeline.predict(prior)
     assert [trained.personas[i].id for i in predicted] == ids
     assert len(synthetic) == 400 * len(ids) and len(estimates) == len(ids)
+
+
+def test_sums_added_in_chunks_give_the_same_estimates_as_all_at_once() -> None:
+    previous = shipped_personas()
+    ids = [p.id for p in previous]
+    features, eps, labels, _ = uploads(np.array([p.centroid for p in previous]), ids, 30, 2.0, 4)
+    chunked = PrivateSums(ids)
+    for start in range(0, len(features), 7):
+        chunked.add(features[start : start + 7], eps[start : start + 7], labels[start : start + 7])
+    for a, b in zip(
+        chunked.estimates(previous), estimate_personas(features, eps, labels, previous), strict=True
+    ):
+        assert a.persona_id == b.persona_id and a.weight == pytest.approx(b.weight)
+        np.testing.assert_allclose(a.centroid, b.centroid, rtol=1e-9, atol=1e-9)
+    assert chunked.labelled == len(features)
