@@ -25,6 +25,9 @@ RECENT_FIX_S = 1800.0  # without a fix for this long, where the user is is "unkn
 GAP_THRESHOLD_S = 3 * 3600.0
 
 
+_new = tuple.__new__
+
+
 def _detector() -> StayDetector:
     return StayDetector(gap_threshold_s=GAP_THRESHOLD_S)
 
@@ -83,7 +86,8 @@ class PlaceEngine:
             last = fixes[-1][0]
             self._last_fix = last if self._last_fix is None else max(self._last_fix, last)
             for row in fixes:  # (ts, utc_offset, lat, lon, accuracy_m, speed_mps)
-                stay = push(Fix(row[0], row[2], row[3], row[4]))
+                # tuple.__new__ skips Fix's Python-level __new__: this runs for every fix.
+                stay = push(_new(Fix, (row[0], row[2], row[3], row[4])))
                 if stay is None:
                     continue
                 offset = row[1]

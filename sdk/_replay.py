@@ -148,7 +148,10 @@ def replay(
             if ts <= latest:
                 clock.set(ts)
             try:
-                kept = methods[signal_kind](*args, ts=ts, tz=signal_tz, **kwargs)
+                if kwargs:
+                    kept = methods[signal_kind](*args, ts=ts, tz=signal_tz, **kwargs)
+                else:  # fixes and events: no keyword dict to merge into the call
+                    kept = methods[signal_kind](*args, ts=ts, tz=signal_tz)
             except InvalidSignalError as exc:
                 report.reject(number, str(exc))
                 continue

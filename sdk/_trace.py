@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import operator
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -165,83 +166,67 @@ class _CsvParser:
     """``parse`` for the common CSV row, on cells by position (columns resolved once).
 
     It returns ``None`` for anything it is not sure of (a bad or unusual cell, a kind in
-    another case, an ISO time), and the caller then runs the general ``parse`` on the row,
-    so reasons and edge cases have one implementation; a test checks both agree.
+    another case), and the caller then runs the general ``parse`` on the row, so reasons
+    and edge cases have one implementation; a test checks that both agree.
     """
 
     def __init__(self, header: list[str], default_tz: str | None) -> None:
         self._width = len(header)
         position = {name: i for i, name in enumerate(header)}  # a repeated column: the last
-        # A column the header lacks reads the empty cell appended past the row's end.
-        at = {name: position.get(name, self._width) for name in _COLUMNS}
-        self._ts, self._kind, self._tz = at["ts"], at["kind"], at["tz"]
-        self._lat, self._lon = at["lat"], at["lon"]
-        self._accuracy, self._speed = at["accuracy_m"], at["speed_mps"]
-        self._app, self._category, self._duration = at["app"], at["category"], at["duration_s"]
-        self._name, self._value = at["name"], at["value"]
+        # Every known column in one C call; one the header lacks reads the empty cell that
+        # ``parse`` appends past the row's end.
+        self._pick = operator.itemgetter(*(position.get(name, self._width) for name in _COLUMNS))
         self._default_tz = default_tz
 
     def parse(self, cells: list[str]) -> Signal | None:
         if len(cells) < self._width:
             cells = cells + [""] * (self._width - len(cells))
         cells.append("")
+        ts, kind, lat, lon, accuracy, speed, app, category, name, value, duration, tz = self._pick(
+            cells
+        )
+        tz = tz or self._default_tz
         try:
-            kind = cells[self._kind]
-            tz = cells[self._tz] or self._default_tz
             try:
-                ts = float(cells[self._ts])
+                ts = float(ts)
             except ValueError:
-                ts, offset_zone = _timestamp(cells[self._ts], tz)
+                ts, offset_zone = _timestamp(ts, tz)
                 tz = tz or offset_zone
             if kind == "location":
-                accuracy, speed = cells[self._accuracy], cells[self._speed]
-                return Signal(
-                    kind,
-                    ts,
-                    tz,
-                    (
-                        float(cells[self._lat]),
-                        float(cells[self._lon]),
-                        float(accuracy) if accuracy else None,
-                        float(speed) if speed else None,
-                    ),
-                    {},
+                fix = (
+                    float(lat),
+                    float(lon),
+                    float(accuracy) if accuracy else None,
+                    float(speed) if speed else None,
                 )
-            duration = cells[self._duration]
+                return _new(Signal, (kind, ts, tz, fix, _NO_KEYWORDS))
             if kind == "app":
-                app, category = cells[self._app], cells[self._category]
                 if not app:
                     return None
                 if category:
                     category = category.strip().lower()
                     category = _CATEGORY_ALIASES.get(category, category)
-                return Signal(
-                    kind,
-                    ts,
-                    tz,
-                    (app.strip(),),
-                    {
-                        "category": category or None,
-                        "duration_s": float(duration) if duration else None,
-                    },
-                )
-            name = cells[self._name]
+                keywords = {
+                    "category": category or None,
+                    "duration_s": float(duration) if duration else None,
+                }
+                return _new(Signal, (kind, ts, tz, (app.strip(),), keywords))
             if not name:
                 return None
             if kind == "screen":
-                return Signal(
-                    kind,
-                    ts,
-                    tz,
-                    (name.strip(),),
-                    {"duration_s": float(duration) if duration else None},
-                )
+                keywords = {"duration_s": float(duration) if duration else None}
+                return _new(Signal, (kind, ts, tz, (name.strip(),), keywords))
             if kind == "event":
-                value = cells[self._value]
-                return Signal(kind, ts, tz, (name.strip(), float(value) if value else None), {})
+                event = (name.strip(), float(value) if value else None)
+                return _new(Signal, (kind, ts, tz, event, _NO_KEYWORDS))
         except (ValueError, InvalidSignalError):
             pass
         return None
+
+
+# ``tuple.__new__`` makes a NamedTuple without the Python-level ``__new__``: once per row.
+_new = tuple.__new__
+_NO_KEYWORDS: dict[str, Any] = {}  # shared: the replay only unpacks it, never changes it
 
 
 def parse(row: dict[str, Any], default_tz: str | None) -> Signal:
