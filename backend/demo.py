@@ -131,9 +131,7 @@ def summarize(
     """The demo's figures, from what the devices reported (pure)."""
     syncing = [r for r in lived if "sync" in r.consents]
     silent = [r for r in lived if "sync" not in r.consents]
-    upload_bytes = [
-        sum(q.wire_bytes for q in r.requests if q.path == "/v1/aggregates") for r in syncing
-    ]
+    uploads = [q for r in syncing for q in r.requests if q.path == "/v1/aggregates"]
     truth = [r.truth for r in picked]
     return {
         "devices": len(lived),
@@ -151,8 +149,11 @@ def summarize(
             "before": _rate(lived),
             "after": _rate(picked),
         },
-        "bytes_uploaded_per_device_week": round(
-            sum(upload_bytes) / max(len(syncing) * weeks, 1), 1
+        "upload_body_bytes_per_device_week": round(
+            sum(len(q.body) for q in uploads) / max(len(uploads), 1), 1
+        ),
+        "upload_request_bytes_per_device_week": round(
+            sum(q.wire_bytes for q in uploads) / max(len(uploads), 1), 1
         ),
         "epsilon_spent_per_device": round(
             sum(r.epsilon_spent for r in syncing) / max(len(syncing), 1), 3

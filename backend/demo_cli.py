@@ -103,8 +103,9 @@ def _print(summary: dict[str, Any], html: Path) -> None:
         f"retraining, {summary['agreement_with_truth']['after']} after",
         f"offers       accepted {summary['offer_acceptance']['before']:.1%} before, "
         f"{summary['offer_acceptance']['after']:.1%} after",
-        f"privacy      {summary['bytes_uploaded_per_device_week']} bytes uploaded per device "
-        f"and week, epsilon {summary['epsilon_spent_per_device']} spent per device",
+        f"privacy      {summary['upload_body_bytes_per_device_week']:.0f} bytes of payload "
+        f"({summary['upload_request_bytes_per_device_week']:.0f} with HTTP headers) per device "
+        f"and week; epsilon {summary['epsilon_spent_per_device']} spent per device",
         "models       "
         + ", ".join(f"v{k}: {v} devices" for k, v in sorted(summary["model_versions"].items())),
         f"retrain      published v{summary['retrain']['published_version']}"

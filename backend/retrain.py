@@ -21,9 +21,10 @@
      current personas (if any) keeping their ids; a second pass assigns every device-week.
      Only meaningful on vectors with little noise (a pilot fleet at a large epsilon).
 4. **Priors**: the Beta prior of each (persona, offer) cell of the playbook becomes the
-   previous prior plus the summed noised counts of the window's ``outcomes`` rows, clipped at
-   0 per cell (the noise averages out over devices; clipping per device would bias every cell
-   upwards). Cells whose persona or offer the new bundle lacks are left out and counted.
+   previous prior plus the summed noised counts of the window's ``outcomes`` rows, where a
+   sum stands out of its noise (``NOISE_SDS`` standard deviations, from each row's epsilon);
+   other cells keep their prior and are counted (``cells_below_noise``). Cells whose persona or
+   offer the new bundle lacks are left out and counted.
 5. **Evaluate**: agreement of the new model with the current one (both run through the SDK's
    ``PersonaModel``, as on a device; on the window's vectors for ``kmeans``, on the synthetic
    vectors for ``private_estimates``), the distilled model's held-out agreement, model size;
@@ -31,11 +32,8 @@
 6. **Register** the candidate with ``registry.publish`` (0% rollout; never version 1, which
    every SDK ships) if every gate passed, and store the report in ``retrains`` in every case.
 
-On a refusal the report row is written before ``RetrainError`` is raised: commit the
-transaction anyway to keep it (the admin endpoint does).
-
-Known limit: the window's outcome counts are added to the current playbook's priors, so a
-week that falls in two consecutive retrain windows is counted twice.
+A refusal's report row is written before ``RetrainError``: commit anyway to keep it. Known
+limit: a week in two consecutive retrain windows adds its outcome counts to the priors twice.
 """
 
 from __future__ import annotations
@@ -62,6 +60,7 @@ from edgepersona.edge_models.training import (
 )
 from edgepersona.sdk._inference import PersonaModel
 from edgepersona.sdk.features import FEATURES
+from edgepersona.sdk.privacy import outcome_noise_scale
 
 from . import registry
 from .errors import BackendError
@@ -81,6 +80,8 @@ __all__ = [
 DEFAULT_K = 5  # personas when no model is published yet
 DEFAULT_WEEKS = 4
 BUILT_IN_VERSION = 1
+OUTCOME_SCALE_AT_1 = outcome_noise_scale(1.0)  # a count's Laplace scale is this / epsilon
+NOISE_SDS = 2.0
 BUNDLE_LIFETIME = dt.timedelta(days=365)
 _PREDICT_ROWS = 20_000
 
@@ -256,25 +257,38 @@ def _playbook_with_priors(
             func.sum(outcomes.c.accepted),
             func.sum(outcomes.c.dismissed),
             func.count(),
+            # the variance of a summed count's Laplace noise: 2 b^2 per row, b from epsilon
+            func.sum(2.0 * OUTCOME_SCALE_AT_1**2 / (aggregates.c.epsilon * aggregates.c.epsilon)),
         )
         .select_from(outcomes.join(aggregates, outcomes.c.aggregate_id == aggregates.c.id))
         .where(aggregates.c.week >= first_week, aggregates.c.week <= last_week)
         .group_by(outcomes.c.persona, outcomes.c.offer)
     )
-    updated = ignored = rows = 0
-    for persona, offer, accepted, dismissed, count in conn.execute(query):
+    updated = ignored = below_noise = rows = 0
+    for persona, offer, accepted, dismissed, count, variance in conn.execute(query):
         rows += int(count)
         if persona not in ids or offer not in offers:
             ignored += 1
             continue
+        # A sum within NOISE_SDS deviations of its noise would only swamp the prior with noise
+        floor = NOISE_SDS * float(variance) ** 0.5
+        gains = [float(v) if float(v) > floor else 0.0 for v in (accepted, dismissed)]
+        if not any(gains):
+            below_noise += 1
+            continue
         alpha, beta = priors.setdefault(persona, {}).get(offer, [1.0, 1.0])
         priors[persona][offer] = [
-            round(float(alpha) + max(0.0, float(accepted)), 3),
-            round(float(beta) + max(0.0, float(dismissed)), 3),
+            round(float(alpha) + gains[0], 3),
+            round(float(beta) + gains[1], 3),
         ]
         updated += 1
     playbook["priors"] = priors
-    return playbook, {"outcome_rows": rows, "cells_updated": updated, "cells_ignored": ignored}
+    return playbook, {
+        "outcome_rows": rows,
+        "cells_updated": updated,
+        "cells_below_noise": below_noise,
+        "cells_ignored": ignored,
+    }
 
 
 def _bundle_files(

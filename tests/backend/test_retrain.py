@@ -149,15 +149,16 @@ class RetrainContract:
         assert sorted(p["id"] for p in manifest["personas"]) == ids
         assert sorted(report["cluster_sizes"]) == ids
 
-        old = json.loads(default_files()["playbook.json"])["priors"]["commuter"]
-        new = priors_of(app, 2)["commuter"]
+        # 10 devices' counts at epsilon 1 are within their noise: no prior moves
+        old = json.loads(default_files()["playbook.json"])["priors"]
+        assert priors_of(app, 2) == old
         n = OUTCOME_DEVICES
-        assert new["coffee_to_go"] == pytest.approx(
-            [old["coffee_to_go"][0] + 3.2 * n, old["coffee_to_go"][1]]  # -0.4 * n clipped
-        )
-        assert new["flash_sale"] == pytest.approx([old["flash_sale"][0], old["flash_sale"][1] + 3])
-        assert "no_such_offer" not in new
-        assert report["priors"] == {"outcome_rows": 3 * n, "cells_updated": 2, "cells_ignored": 1}
+        assert report["priors"] == {
+            "outcome_rows": 3 * n,
+            "cells_updated": 0,
+            "cells_below_noise": 2,
+            "cells_ignored": 1,
+        }
 
         assert stored_reports(app) == [(2, {k: v for k, v in report.items() if k != "id"})]
         listed_reports = client.get("/v1/admin/retrains", headers=ADMIN).json["retrains"]
