@@ -22,7 +22,7 @@ __all__ = [
     "meter",
     "nice_ticks",
     "range_columns",
-    "stacked_columns",
+    "share_columns",
 ]
 
 # Tableau 10 and two more: distinct hues that stay apart for the common colour blindnesses.
@@ -73,12 +73,14 @@ class _Plot:
 
 @dataclass(frozen=True)
 class Series:
-    """One stacked layer: a stable ``key`` (a persona id), its name, colour and values."""
+    """One bar per column: a stable ``key`` (a persona id), its name, its colour, and per
+    column ``(low, value, high)`` (None: no bar there) and the bar's tooltip."""
 
     key: str
     name: str
     colour: str
-    values: tuple[float, ...]
+    ranges: tuple[tuple[float, float, float] | None, ...]
+    titles: tuple[str, ...]
 
 
 def nice_ticks(top: float, count: int = 4) -> tuple[float, ...]:
@@ -95,46 +97,52 @@ def nice_ticks(top: float, count: int = 4) -> tuple[float, ...]:
     return tuple(round(step * i, 10) for i in range(steps + 1))
 
 
-def stacked_columns(
+def share_columns(
     labels: Sequence[str],
     series: Sequence[Series],
     *,
     description: str,
-    titles: Sequence[str],
+    empty_titles: Sequence[str],
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> Markup:
-    """One column per label, each split into ``series``' shares of its total (100% high).
+    """Per label a group of bars, one per series, on a 0-100% axis: each bar up to its value,
+    a whisker from its low to its high value (fractions of 1, drawn clamped to [0, 1]).
 
-    The first series is at the bottom. ``titles`` names each column in tooltips (``labels``
-    may be abbreviated). A column whose total is 0 is drawn as a dashed outline.
+    A label where no series has a value is drawn as a dashed outline, its tooltip
+    ``empty_titles[index]`` (``labels`` may be abbreviated; titles say it in full).
     """
     plot = _Plot(width, height, len(labels))
-    parts = _frame(plot, (0, 25, 50, 75, 100), 100, lambda v: f"{v:.0f}%")
+    parts = _frame(plot, (0, 0.25, 0.5, 0.75, 1), 1, lambda v: f"{v:.0%}")
+
+    def y(value: float) -> float:
+        return plot.base - plot.plot_height * min(max(value, 0.0), 1.0)
+
     for index, label in enumerate(labels):
-        x, bar = plot.column(index)
-        total = sum(s.values[index] for s in series)
-        if total <= 0:
+        x, slot = plot.column(index)
+        if all(layer.ranges[index] is None for layer in series):
             parts.append(
-                f'<rect class="empty" x="{x:.1f}" y="{_TOP}" width="{bar:.1f}" '
-                f'height="{plot.plot_height}"><title>{escape(titles[index])}: no uploads</title>'
-                "</rect>"
+                f'<rect class="empty" x="{x:.1f}" y="{_TOP}" width="{slot:.1f}" '
+                f'height="{plot.plot_height}"><title>{escape(empty_titles[index])}</title></rect>'
             )
-        bottom = plot.base
-        for layer in series:
-            value = layer.values[index]
-            if value <= 0:
+        bar = slot / max(len(series), 1)
+        for place, layer in enumerate(series):
+            found = layer.ranges[index]
+            if found is None:
                 continue
-            size = plot.plot_height * value / total
-            bottom -= size
-            share = f"{value / total:.0%} ({value:,.0f} of {total:,.0f})"
+            low, value, high = found
+            left, centre, cap = x + bar * place, x + bar * (place + 0.5), bar / 4
             parts.append(
-                f'<rect class="segment" data-series="{escape(layer.key)}" '
-                f'data-column="{escape(label)}" data-value="{value:g}" fill="{layer.colour}" '
-                f'x="{x:.1f}" y="{bottom:.2f}" width="{bar:.1f}" height="{size:.2f}">'
-                f"<title>{escape(f'{titles[index]} · {layer.name}: {share}')}</title></rect>"
+                f'<g class="share" data-series="{escape(layer.key)}" '
+                f'data-column="{escape(label)}" data-low="{low:g}" data-value="{value:g}" '
+                f'data-high="{high:g}"><title>{escape(layer.titles[index])}</title>'
+                f'<rect fill="{layer.colour}" x="{left + bar * 0.08:.1f}" y="{y(value):.2f}" '
+                f'width="{bar * 0.84:.1f}" height="{plot.base - y(value):.2f}"/>'
+                f'<path class="whisker" d="M{centre:.1f} {y(low):.2f}V{y(high):.2f}'
+                f"M{centre - cap:.1f} {y(high):.2f}h{2 * cap:.1f}"
+                f'M{centre - cap:.1f} {y(low):.2f}h{2 * cap:.1f}"/></g>'
             )
-        parts.append(_x_label(plot, x + bar / 2, label))
+        parts.append(_x_label(plot, x + slot / 2, label))
     return _svg(plot, description, parts)
 
 

@@ -26,7 +26,7 @@ from .config import admin_key_matches
 from .db import get_db
 from .errors import ApiError
 from .fleet import UPLOAD_DAYS, WEEKS, Fleet, ModelVersion, read_fleet
-from .persona_mix import PERSONA_SAMPLE
+from .persona_mix import Estimate, PersonaMix
 
 __all__ = ["CONTENT_SECURITY_POLICY", "bp"]
 
@@ -39,6 +39,7 @@ _CHALLENGE = 'Basic realm="edgepersona dashboard", charset="UTF-8"'
 _UPLOADS_COLOUR = "#4e79a7"
 _EPSILON_COLOUR = "#b07aa1"
 _OTHER_COLOUR = "#bab0ac"
+_NOISY_HALF_WIDTH = 0.1  # an interval wider than ±10 points (95%): say so
 
 
 @bp.before_request
@@ -107,7 +108,7 @@ def page(fleet: Fleet) -> dict[str, Any]:
             }
             for r in fleet.retrains
         ],
-        "limits": {"weeks": WEEKS, "days": UPLOAD_DAYS, "sample": f"{PERSONA_SAMPLE:,}"},
+        "limits": {"weeks": WEEKS, "days": UPLOAD_DAYS},
     }
 
 
@@ -152,43 +153,116 @@ def _persona_panel(fleet: Fleet, colours: dict[str, str]) -> dict[str, Any] | No
     mix = fleet.persona_mix
     if mix is None:
         return None
-    sampled = [sum(values[i] for values in mix.counts.values()) for i in range(len(mix.weeks))]
-    if not any(sampled):
-        return {"version": mix.version, "chart": None}
+    panel: dict[str, Any] = {"version": mix.version, "left_out": _left_out(mix)}
+    if not mix.overall.uploads:
+        return {**panel, "chart": None, "uploads": f"{sum(mix.uploads):,}"}
     names = dict(mix.personas)
-    ordered = [(pid, names[pid]) for pid in fleet.personas if pid in names]
+    places = {pid: i for i, (pid, _) in enumerate(mix.personas)}
+    ordered = [pid for pid in fleet.personas if pid in names]
     series = [
-        charts.Series(pid, name, colours[pid], tuple(float(v) for v in mix.counts[pid]))
-        for pid, name in ordered
+        charts.Series(
+            pid,
+            names[pid],
+            colours[pid],
+            tuple(_shown(e, places[pid]) if e.uploads else None for e in mix.estimates),
+            tuple(
+                f"{week} · {names[pid]}: {_share_text(e, places[pid])} from "
+                f"{_uploads(e.uploads)} with a label{_clipped_note(e, places[pid])}"
+                for week, e in zip(mix.weeks, mix.estimates, strict=True)
+            ),
+        )
+        for pid in ordered
     ]
-    titles = [
-        f"{week} ({sampled[i]:,} sampled of {mix.uploads[i]:,} uploads)"
-        for i, week in enumerate(mix.weeks)
-    ]
-    totals = {pid: sum(mix.counts[pid]) for pid, _ in mix.personas}
-    every = sum(totals.values())
+    widest = max(
+        e.half_width(i) for e in mix.estimates if e.uploads for i in range(len(mix.personas))
+    )
+    latest_week, latest = next(
+        (w, e)
+        for w, e in zip(reversed(mix.weeks), reversed(mix.estimates), strict=True)
+        if e.uploads
+    )
     return {
-        "version": mix.version,
-        "chart": charts.stacked_columns(
+        **panel,
+        "chart": charts.share_columns(
             [_short_week(w) for w in mix.weeks],
             series,
-            description=f"Persona shares per ISO week, as model v{mix.version} assigns them",
-            titles=titles,
+            description=(
+                f"Estimated persona shares per ISO week with 95% intervals, personas of "
+                f"model v{mix.version}"
+            ),
+            empty_titles=[
+                f"{week}: no labelled uploads ({total:,} uploads)"
+                for week, total in zip(mix.weeks, mix.uploads, strict=True)
+            ],
             width=1180,
             height=280,
         ),
         "legend": [
             {
                 "key": pid,
-                "name": name,
+                "name": names[pid],
                 "colour": colours[pid],
-                "share": f"{totals[pid] / every:.0%}",
+                "share": _share_text(mix.overall, places[pid]),
             }
-            for pid, name in ordered
+            for pid in ordered
         ],
+        "latest": {
+            "week": latest_week,
+            "uploads": f"{latest.uploads:,}",
+            "points": _points(max(latest.half_width(i) for i in range(len(mix.personas)))),
+        },
+        "widest": _points(widest),
+        "noisy": widest > _NOISY_HALF_WIDTH,
+        "labelled": f"{mix.overall.uploads:,}",
         "first_week": mix.weeks[0],
         "last_week": mix.weeks[-1],
     }
+
+
+def _shown(estimate: Estimate, index: int) -> tuple[float, float, float]:
+    """``(low, share, high)`` of the 95% interval, each clipped to [0, 1] for drawing."""
+    share, half = estimate.shares[index], estimate.half_width(index)
+    return _clip(share - half), _clip(share), _clip(share + half)
+
+
+def _share_text(estimate: Estimate, index: int) -> str:
+    """``"58% ± 3.1 points (95%)"``: the share as drawn (clipped to [0, 1]) and its interval."""
+    share, half = estimate.shares[index], estimate.half_width(index)
+    digits = 1 if half < 0.01 else 0
+    return f"{_clip(share):.{digits}%} ± {_points(half)} points (95%)"
+
+
+def _clipped_note(estimate: Estimate, index: int) -> str:
+    """The raw estimate, when it lies outside [0, 1] and so is drawn clipped."""
+    share = estimate.shares[index]
+    return "" if 0.0 <= share <= 1.0 else f"; the estimate, {share:.0%}, is drawn clipped"
+
+
+def _clip(share: float) -> float:
+    return min(max(share, 0.0), 1.0)
+
+
+def _points(half_width: float) -> str:
+    points = 100 * half_width
+    return f"{points:.1f}" if points < 10 else f"{points:.0f}"
+
+
+def _left_out(mix: PersonaMix) -> str:
+    """What the estimates leave out, over the weeks shown; empty when nothing is."""
+    unlabelled, unusable = sum(mix.unlabelled), sum(mix.unusable)
+    parts = []
+    if unlabelled:
+        parts.append(f"{_uploads(unlabelled)} without outcome entries (so without a label)")
+    if unusable:
+        parts.append(
+            f"{_uploads(unusable)} whose label could not be used (a persona their model does "
+            "not have, or a model not in the registry)"
+        )
+    return "Left out: " + " and ".join(parts) + "." if parts else ""
+
+
+def _uploads(count: int) -> str:
+    return f"{count:,} upload{'' if count == 1 else 's'}"
 
 
 def _uploads_panel(fleet: Fleet) -> dict[str, Any] | None:

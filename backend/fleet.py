@@ -10,7 +10,8 @@ reads, so that the page stays fast as the ``aggregates`` table grows:
 * **Privacy budget**: per ISO week of the last ``WEEKS`` weeks, the uploads' epsilon grouped by
   its value rounded to 0.01 (at most 1,000 values, since epsilon is at most 10), from which the
   sum, mean and percentiles are computed exactly to that rounding.
-* **Persona mix**: a bounded sample per week, see ``backend.persona_mix``.
+* **Persona mix**: per ISO week, uploads counted by the persona label of their outcome rows
+  and by channel (epsilon, model version), see ``backend.persona_mix``.
 * **Models**: the versions that can still be served (down to the newest one at 100%, older ones
   are never looked at) and the candidates above them, at most ``MODEL_ROWS``.
 * **Retrains**: the newest ``RETRAIN_ROWS`` reports.
@@ -28,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Numeric, cast, func, select
 from sqlalchemy.sql import ColumnElement
 
-from .persona_mix import PersonaMix, persona_mix, read_sample
+from .persona_mix import PersonaMix, persona_mix, read_reports
 from .schema import aggregates, devices, models, retrains
 
 __all__ = [
@@ -204,12 +205,9 @@ def serving_versions(conn: Connection) -> tuple[ModelVersion, ...]:
 
 
 def read_fleet(conn: Connection, now: float) -> Fleet:
-    """Read every panel's figures; run the newest model on the persona sample.
-
-    Call it inside a transaction; the model runs after the rows are read.
-    """
+    """Read every panel's figures (call it inside a transaction)."""
     weeks = recent_weeks(now, WEEKS)
-    sample = read_sample(conn, weeks)
+    reports = read_reports(conn, weeks)
     uploads_per_week = _uploads_per_week(conn, weeks)
     versions = serving_versions(conn)
     first = conn.execute(
@@ -225,7 +223,7 @@ def read_fleet(conn: Connection, now: float) -> Fleet:
         budgets=_budgets(conn, weeks),
         models=versions,
         personas=persona_order([oldest, *(m.personas for m in reversed(versions))]),
-        persona_mix=persona_mix(sample, weeks, uploads_per_week),
+        persona_mix=persona_mix(reports, uploads_per_week),
         retrains=_retrains(conn),
     )
 

@@ -1,9 +1,12 @@
 """A twelve-week fleet history, made through the real endpoints, for the dashboard's tests.
 
-Devices register, then upload one noised vector per ISO week (near their persona's centroid
-in the default model, so the model gives them that persona), joining week by week; deal
-hunters join faster late on, so the persona mix shifts. Meanwhile the operator publishes the
-default bundle, retrains three times (the first is refused: too few devices), and promotes.
+Devices register, then upload once per ISO week, joining week by week; deal hunters join
+faster late on, so the persona mix shifts. Each upload reports the device's persona as a phone
+does, through the SDK's randomized response at the upload's epsilon, with noised outcome
+counts for every offer of the default playbook; its feature vector is near the persona's
+centroid in the default model (not noised, so that the retrains have clusters to find).
+Meanwhile the operator publishes the default bundle, retrains three times (the first is
+refused: too few devices), and promotes.
 Everything is a function of ``seed``; the clock only moves forward.
 """
 
@@ -22,6 +25,7 @@ from flask.testing import FlaskClient
 from edgepersona.sdk import ManualClock
 from edgepersona.sdk._bundle import FILES
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
+from edgepersona.sdk.privacy import PERSONA_SHARE, noised_outcomes, randomized_response
 
 from ..conftest import T0
 from .test_registry import ADMIN, DEFAULT_BUNDLE, promote, publish
@@ -30,13 +34,14 @@ WEEK = 7 * 86_400
 WEEKS = 12
 FIRST_MONDAY = T0 - (WEEKS - 1) * WEEK  # T0 is a Monday, 08:00 UTC
 NOW = T0 + 3 * 86_400 + 6 * 3_600  # Thursday of T0's week, 14:00 UTC
-PERSONA_IDS = (
+PERSONA_IDS = (  # the default model's, in its order
     "weekend_explorer",
     "night_owl_gamer",
     "commuter",
     "deal_hunter",
     "homebody_streamer",
 )
+OFFERS = tuple(sorted(json.loads((DEFAULT_BUNDLE / "playbook.json").read_text())["offers"]))
 
 
 @dataclass
@@ -44,7 +49,8 @@ class Fleet:
     """What was seeded, for the tests to compare the page with."""
 
     devices: int = 0
-    uploads: list[dict[str, Any]] = field(default_factory=list)  # week, at, epsilon, persona
+    # week, at, epsilon, persona (the device's), label (the persona it reported)
+    uploads: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[int, int] = field(default_factory=dict)  # version -> rollout percent
     retrains: list[int] = field(default_factory=list)  # HTTP status of each retrain
 
@@ -75,7 +81,7 @@ def seed(app: Flask, clock: ManualClock, *, devices: int = 160, seed: int = 3) -
             tokens.append(_register(client))
             mix = [1, 1, 1.4, 0.6 + week * 0.25, 1]
             personas.append(str(rng.choice(PERSONA_IDS, p=np.array(mix) / sum(mix))))
-            epsilons.append(float(rng.choice([0.5, 1.0, 1.0, 1.0, 2.0])))
+            epsilons.append(float(rng.choice([5.0, 10.0, 10.0, 10.0])))
         fleet.devices = len(tokens)
         uploads = []
         for device, auth in enumerate(tokens):
@@ -91,10 +97,18 @@ def seed(app: Flask, clock: ManualClock, *, devices: int = 160, seed: int = 3) -
             if rng.random() < 0.08:
                 persona = str(rng.choice(PERSONA_IDS))  # an unusual week
             vector = means[persona] + rng.normal(0, 0.03, len(FEATURES)) * spans
-            epsilon = epsilons[device] if week < 8 else min(epsilons[device], 1.0)
-            _upload(client, auth, _week_label(monday), vector, epsilon)
+            epsilon = epsilons[device] if week < 8 else min(epsilons[device], 5.0)
+            label = randomized_response(persona, PERSONA_IDS, PERSONA_SHARE * epsilon, rng)
+            outcomes = noised_outcomes({}, OFFERS, epsilon, rng)
+            _upload(client, auth, _week_label(monday), vector, epsilon, label, outcomes)
             fleet.uploads.append(
-                {"week": _week_label(monday), "at": at, "epsilon": epsilon, "persona": persona}
+                {
+                    "week": _week_label(monday),
+                    "at": at,
+                    "epsilon": epsilon,
+                    "persona": persona,
+                    "label": label,
+                }
             )
     clock.set(NOW)
     return fleet
@@ -107,7 +121,13 @@ def _register(client: FlaskClient) -> dict[str, str]:
 
 
 def _upload(
-    client: FlaskClient, auth: dict[str, str], week: str, vector: np.ndarray, epsilon: float
+    client: FlaskClient,
+    auth: dict[str, str],
+    week: str,
+    vector: np.ndarray,
+    epsilon: float,
+    label: str,
+    outcomes: dict[str, tuple[float, float]],
 ) -> None:
     low = np.array([f.low for f in FEATURES])
     high = np.array([f.high for f in FEATURES])
@@ -119,7 +139,11 @@ def _upload(
         "epsilon": epsilon,
         "mechanism": "laplace",
         "model_version": 1,
-        "outcomes": [],
+        "persona": label,
+        "outcomes": [
+            {"offer": offer, "accepted": accepted, "dismissed": dismissed}
+            for offer, (accepted, dismissed) in outcomes.items()
+        ],
         "sdk_version": "0.1.0",
     }
     response = client.post("/v1/aggregates", json=payload, headers=auth)

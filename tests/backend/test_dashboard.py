@@ -7,6 +7,7 @@ the page as an operator's browser gets it and checks every panel against what wa
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import uuid
 from html.parser import HTMLParser
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from edgepersona.backend import charts
 from edgepersona.backend.dashboard import CONTENT_SECURITY_POLICY
-from edgepersona.backend.db import init_db
+from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.fleet import (
     percentile,
     persona_order,
@@ -29,13 +30,16 @@ from edgepersona.backend.fleet import (
     serving_shares,
 )
 from edgepersona.backend.keys import generate_keypair
+from edgepersona.backend.persona_mix import Z_95, LabelCounts, estimate
 from edgepersona.backend.rollout import in_rollout
 from edgepersona.sdk import ManualClock
+from edgepersona.sdk.privacy import PERSONA_SHARE, keep_probability, randomized_response
 
 from ..conftest import T0
 from .conftest import MakeApp, register, valid_payload
 from .fleet_seed import centroids
 from .test_http import error_of
+from .test_persona_mix import one_hot_mean, store_uploads
 from .test_registry import ADMIN, ADMIN_KEY, default_files, promote, publish, second_files
 
 
@@ -65,30 +69,58 @@ def rects(svg: str, cls: str) -> list[dict[str, str]]:
 # Pure chart functions --------------------------------------------------------------------
 
 
-def test_stacked_columns_split_each_column_in_proportion_to_its_values() -> None:
+def test_share_columns_draw_each_estimate_with_its_interval_on_a_0_100_axis() -> None:
     series = [
-        charts.Series("a", "A", "#111111", (3.0, 0.0, 1.0)),
-        charts.Series("b", "B <&>", "#222222", (1.0, 0.0, 1.0)),
+        charts.Series(
+            "a", "A", "#111111", ((0.5, 0.6, 0.7), None, (0.0, 0.0, 0.2)), ("a1", "", "a3")
+        ),
+        charts.Series(
+            "b", "B", "#222222", ((0.3, 0.4, 0.5), None, (0.8, 1.0, 1.0)), ("b1", "", "<&>")
+        ),
     ]
-    svg = charts.stacked_columns(
-        ["W1", "W2", "W3"], series, description="mix", titles=["2026-W01", "2026-W02", "W3"]
+    svg = charts.share_columns(
+        ["W1", "W2", "W3"], series, description="mix", empty_titles=["", "2026-W02: none", ""]
     )
-    segments = rects(svg, "segment")
-    assert [(s["data-series"], s["data-column"], s["data-value"]) for s in segments] == [
-        ("a", "W1", "3"),
-        ("b", "W1", "1"),
-        ("a", "W3", "1"),
+    groups = Elements(svg).select("g", "share")
+    assert [(g["data-series"], g["data-column"], g["data-value"]) for g in groups] == [
+        ("a", "W1", "0.6"),
+        ("b", "W1", "0.4"),
+        ("a", "W3", "0"),
         ("b", "W3", "1"),
     ]
-    heights = [float(s["height"]) for s in segments]
+    bars = [r for r in Elements(svg).select("rect") if "fill" in r]
     full = charts.HEIGHT - 14 - 34
-    assert heights == pytest.approx([0.75 * full, 0.25 * full, 0.5 * full, 0.5 * full])
-    # Stacked: each segment starts where the one below it ends, the first on the baseline.
-    assert float(segments[0]["y"]) + heights[0] == pytest.approx(14 + full)
-    assert float(segments[1]["y"]) + heights[1] == pytest.approx(float(segments[0]["y"]))
-    assert len(rects(svg, "empty")) == 1  # W2 has no data
-    assert "2026-W01 · B &lt;&amp;&gt;: 25% (1 of 4)" in svg
-    assert "<&>" not in svg
+    base = 14 + full
+    heights = [float(r["height"]) for r in bars]
+    assert heights == pytest.approx([0.6 * full, 0.4 * full, 0.0, full], abs=0.01)
+    assert all(
+        float(r["y"]) + h == pytest.approx(base, abs=0.01)
+        for r, h in zip(bars, heights, strict=True)
+    )
+    # Whiskers from low to high: "M x y(low) V y(high)".
+    whiskers = re.findall(r'class="whisker" d="M[\d.]+ ([\d.]+)V([\d.]+)', svg)
+    ends = [base - full * share for share in (0.5, 0.7, 0.3, 0.5, 0.0, 0.2, 0.8, 1.0)]
+    assert [float(y) for pair in whiskers for y in pair] == pytest.approx(ends, abs=0.01)
+    # Two bars share a column, side by side, inside it.
+    assert float(bars[0]["x"]) < float(bars[1]["x"])
+    assert len(rects(svg, "empty")) == 1 and "2026-W02: none" in svg
+    assert "&lt;&amp;&gt;" in svg and "<&>" not in svg
+    assert re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg) == [
+        "0%",
+        "25%",
+        "50%",
+        "75%",
+        "100%",
+    ]
+
+
+def test_share_columns_clamp_what_they_draw_to_the_axis() -> None:
+    series = [charts.Series("a", "A", "#111", ((-0.3, 0.1, 1.4),), ("a",))]
+    svg = charts.share_columns(["W1"], series, description="mix", empty_titles=[""])
+    full = charts.HEIGHT - 14 - 34
+    whisker = re.search(r'class="whisker" d="M[\d.]+ ([\d.]+)V([\d.]+)', svg)
+    assert whisker is not None
+    assert (float(whisker.group(1)), float(whisker.group(2))) == pytest.approx((14 + full, 14))
 
 
 @given(st.lists(st.integers(0, 10_000), min_size=1, max_size=40))
@@ -245,6 +277,17 @@ def test_the_page_loads_nothing_from_anywhere(client: FlaskClient) -> None:
     assert not re.search(r"(src|href)=|url\(|@import|<script|<link", html)
 
 
+def test_uploads_without_labels_are_said_to_be_left_out(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    assert publish(client, default_files()).status_code == 201
+    upload(client, auth, "2026-W10", None, 1.0)
+    html = client.get("/dashboard", headers=ADMIN).get_data(as_text=True)
+    assert "No labelled uploads in the last 12 weeks" in html
+    assert "Left out: 1 upload without outcome entries" in html
+    assert 'class="share"' not in html
+
+
 # Numbers on SQLite and PostgreSQL ----------------------------------------------------------
 
 START = T0 - 7 * 86_400  # Monday of 2026-W09, 08:00 UTC
@@ -259,10 +302,37 @@ def stat(html: str, key: str) -> str:
     return match.group(1)
 
 
-def upload(client: FlaskClient, auth: dict[str, str], week: str, persona: str, eps: float) -> None:
-    features = [round(float(v), 6) for v in centroids()[persona]]
-    payload = valid_payload(week=week, features=features, epsilon=eps, outcomes=[])
+def upload(
+    client: FlaskClient, auth: dict[str, str], week: str, label: str | None, eps: float
+) -> None:
+    """An upload reporting persona ``label`` with two offers' outcomes; None: no outcomes, so
+    the server keeps no label for it."""
+    features = [round(float(v), 6) for v in centroids()["commuter"]]
+    outcomes = [
+        {"offer": offer, "accepted": 0.5, "dismissed": -1.25}
+        for offer in ("coffee_to_go", "flash_sale")
+    ]
+    payload = valid_payload(
+        week=week,
+        features=features,
+        epsilon=eps,
+        model_version=1,
+        persona=label or "commuter",
+        outcomes=outcomes if label else [],
+    )
     assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 201
+
+
+def shares(page: Elements) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """``(week column, persona) -> (low, share, high)`` as the persona chart draws them."""
+    return {
+        (g["data-column"], g["data-series"]): (
+            float(g["data-low"]),
+            float(g["data-value"]),
+            float(g["data-high"]),
+        )
+        for g in page.select("g", "share")
+    }
 
 
 class DashboardContract:
@@ -282,7 +352,7 @@ class DashboardContract:
         upload(client, b, "2026-W09", "deal_hunter", 0.5)
         clock.set(T0 + 3_600)
         upload(client, a, "2026-W10", "commuter", 1.0)
-        upload(client, b, "2026-W10", "deal_hunter", 0.5)
+        upload(client, b, "2026-W10", None, 0.5)
         upload(client, c, "2026-W10", "homebody_streamer", 2.0)
         assert publish(client, second_files()).status_code == 201
         assert promote(client, 2, 30).status_code == 200
@@ -300,21 +370,36 @@ class DashboardContract:
         assert stat(html, "newest_version") == "v2"
         assert stat(html, "median_epsilon") == "1"
 
-        segments = {
-            (s["data-column"], s["data-series"]): s["data-value"]
-            for s in page.select("rect", "segment")
+        ids = list(centroids())
+        drawn = shares(page)
+        assert {week for week, _ in drawn} == {"W09", "W10"}
+        sent = {
+            "W09": [(1.0, tuple(ids), "commuter"), (0.5, tuple(ids), "deal_hunter")],
+            "W10": [(1.0, tuple(ids), "commuter"), (2.0, tuple(ids), "homebody_streamer")],
         }
-        assert segments == {
-            ("W09", "commuter"): "1",
-            ("W09", "deal_hunter"): "1",
-            ("W10", "commuter"): "1",
-            ("W10", "deal_hunter"): "1",
-            ("W10", "homebody_streamer"): "1",
-        }
+        for week, reports in sent.items():
+            expected = one_hot_mean(reports, ids)
+            groups = [
+                LabelCounts(eps, labels, tuple(int(r == p) for p in ids))
+                for eps, labels, r in reports
+            ]
+            found = estimate(groups, ids)
+            for i, persona in enumerate(ids):
+                low, value, high = drawn[week, persona]
+                assert value == pytest.approx(min(max(expected[i], 0), 1), abs=1e-5)
+                half = Z_95 * found.errors[i]
+                assert low == pytest.approx(min(max(expected[i] - half, 0), 1), abs=1e-5)
+                assert high == pytest.approx(min(max(expected[i] + half, 0), 1), abs=1e-5)
         assert len(page.select("rect", "empty")) == 10  # the other weeks of the twelve
-        assert "as model v2 assigns them" in html
+        assert "per persona of model v2" in html
+        assert "is drawn clipped" in html  # two uploads: estimates far outside [0, 1]
+        assert 'data-noisy="true"' in html
+        assert "Left out: 1 upload without outcome entries" in html
+        assert re.search(
+            r"2026-W10: each share within ±\d+ points \(95%\),\s+from 2 labelled", html
+        )
         legend = [li["data-persona"] for li in page.select("li") if "data-persona" in li]
-        assert legend[:5] == [p for p in centroids()]  # v1's order: stable colours
+        assert legend[:5] == ids  # v1's order: stable colours
 
         bars = page.select("rect", "bar")
         assert len(bars) == 30
@@ -329,8 +414,8 @@ class DashboardContract:
 
         versions = [row["data-version"] for row in page.select("tr") if "data-version" in row]
         assert versions == ["2", "1"]
-        shares = re.findall(r"<td class=\"num\" data-share>([^<]*)</td>", html)
-        assert shares == ["30%", "70%"]
+        served = re.findall(r"<td class=\"num\" data-share>([^<]*)</td>", html)
+        assert served == ["30%", "70%"]
         meters = [m["data-value"] for m in page.select("svg", "meter")]
         assert meters == ["30", "100"]
         listed = re.findall(r'class="persona"><span class="swatch"[^>]*></span>([^<]*)<', html)
@@ -344,6 +429,40 @@ class DashboardContract:
         assert gates == [("k_anonymity_floor", "false")]
         assert "refused: too_few_devices" in html
         assert "2026-W07 \u2013 W10" in html
+
+    def test_a_large_fleets_estimated_mix_holds_the_true_one(
+        self, app: Flask, clock: ManualClock
+    ) -> None:
+        """2,000 devices, 60% commuters and 40% deal hunters, report at epsilon 10 through the
+        SDK's randomized response; every drawn interval holds the true share, and is as wide
+        as the channel says."""
+        client = app.test_client()
+        assert publish(client, default_files()).status_code == 201
+        ids = list(centroids())
+        truth = {"commuter": 0.6, "deal_hunter": 0.4}
+        rng = np.random.default_rng(5)
+        held = ["commuter"] * 1_200 + ["deal_hunter"] * 800
+        reports = [randomized_response(h, ids, PERSONA_SHARE * 10, rng) for h in held]
+        with engine(app).begin() as conn:
+            store_uploads(conn, [("2026-W10", 10.0, [r, r]) for r in reports])
+        clock.set(T0 + 3_600)
+        html = client.get("/dashboard", headers=ADMIN).get_data(as_text=True)
+        drawn = {p: v for (week, p), v in shares(Elements(html)).items() if week == "W10"}
+        assert set(drawn) == set(ids)
+        keep = keep_probability(PERSONA_SHARE * 10, len(ids))
+        other = (1 - keep) / (len(ids) - 1)
+        raw = one_hot_mean([(10.0, tuple(ids), r) for r in reports], ids)
+        for persona, estimated in zip(ids, raw, strict=True):
+            share = truth.get(persona, 0.0)
+            low, value, high = drawn[persona]
+            assert low <= share <= high, (persona, drawn[persona])
+            per_upload = share * keep * (1 - keep) + (1 - share) * other * (1 - other)
+            half = Z_95 * math.sqrt(per_upload / len(held)) / (keep - other)
+            assert value == pytest.approx(max(estimated, 0), abs=1e-5)
+            assert high == pytest.approx(estimated + half, abs=0.1 * half), persona
+            assert low == pytest.approx(max(estimated - half, 0), abs=0.1 * half), persona
+        assert 'data-noisy="false"' in html and "Left out" not in html
+        assert "from 2,000 labelled uploads" in html
 
 
 class TestDashboardOnSQLite(DashboardContract):

@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +28,12 @@ from werkzeug.serving import make_server
 
 from edgepersona.backend.db import init_db
 from edgepersona.backend.keys import generate_keypair
+from edgepersona.backend.persona_mix import Z_95, LabelCounts, estimate
 from edgepersona.sdk import ManualClock
 
 from . import fleet_seed
 from .conftest import MakeApp
+from .test_persona_mix import one_hot_mean
 from .test_registry import ADMIN_KEY
 
 CHROMIUM = "/usr/bin/chromium"
@@ -114,27 +116,51 @@ def test_chromium_draws_the_seeded_fleet_and_fetches_nothing_else(
 
 
 def _check_personas(page: Page, fleet: fleet_seed.Fleet) -> None:
-    weeks = Counter(upload["week"][5:] for upload in fleet.uploads)
-    drawn: Counter[str] = Counter()
-    for column, value in zip(
-        values(page, "#personas rect.segment", "data-column"),
-        values(page, "#personas rect.segment"),
-        strict=True,
-    ):
-        drawn[column] += int(value)
-    assert drawn == weeks  # every upload of the 12 weeks is in the sample (under 2,000 a week)
+    """Each drawn share and whisker is the estimate from the labels the devices sent."""
+    ids = list(fleet_seed.PERSONA_IDS)
+    sent: dict[str, list[tuple[float, tuple[str, ...], str]]] = defaultdict(list)
+    for upload in fleet.uploads:
+        sent[upload["week"][5:]].append((upload["epsilon"], tuple(ids), upload["label"]))
+    groups = page.locator("#personas g.share")
+    drawn = {
+        (str(g.get_attribute("data-column")), str(g.get_attribute("data-series"))): [
+            float(str(g.get_attribute(f"data-{end}"))) for end in ("low", "value", "high")
+        ]
+        for g in groups.all()
+    }
+    assert {week for week, _ in drawn} == set(sent)  # every seeded week, and only those
+    for week, reports in sent.items():
+        expected = one_hot_mean(reports, ids)
+        by_channel: Counter[tuple[float, str]] = Counter((eps, label) for eps, _, label in reports)
+        found = estimate(
+            [
+                LabelCounts(eps, tuple(ids), tuple(by_channel[eps, p] for p in ids))
+                for eps in {eps for eps, _ in by_channel}
+            ],
+            ids,
+        )
+        assert found.uploads == len(reports)
+        for i, persona in enumerate(ids):
+            half = Z_95 * found.errors[i]
+            assert drawn[week, persona] == pytest.approx(
+                [_clip(expected[i] - half), _clip(expected[i]), _clip(expected[i] + half)],
+                abs=1e-5,
+            )
     assert len(values(page, "#personas .legend li", "data-persona")) == 5
-    assert (
-        page.locator("#personas rect.segment title").count()
-        == page.locator("#personas rect.segment").count()
-    )
-    # The browser laid the columns out at full height: every column spans the same pixels.
-    heights: Counter[str] = Counter()
-    for segment in page.locator("#personas rect.segment").all():
-        box = segment.bounding_box()
+    assert page.locator("#personas g.share title").count() == groups.count()
+    # The browser drew each bar as high as its share: pixels per share are the same for all.
+    ratios = []
+    for group in groups.all():
+        box = group.locator("rect").bounding_box()
+        share = float(str(group.get_attribute("data-value")))
         assert box is not None
-        heights[str(segment.get_attribute("data-column"))] += round(box["height"])
-    assert max(heights.values()) - min(heights.values()) <= len(fleet_seed.PERSONA_IDS)
+        if share > 0.05:
+            ratios.append(box["height"] / share)
+    assert ratios and max(ratios) - min(ratios) < 0.02 * max(ratios)
+
+
+def _clip(share: float) -> float:
+    return min(max(share, 0.0), 1.0)
 
 
 def _check_uploads(page: Page, fleet: fleet_seed.Fleet) -> None:
