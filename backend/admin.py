@@ -9,10 +9,12 @@ no base64 inflation, and the parts are the files exactly as ``models build`` wri
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy import select
 
 from edgepersona.sdk._bundle import MAX_FILE_BYTES
 
@@ -21,6 +23,7 @@ from .config import admin_key_matches
 from .db import get_db
 from .errors import ApiError
 from .keys import SigningError, load_private_key
+from .schema import models
 from .web import bearer_credential, body_bytes, json_body
 
 __all__ = ["PUBLISH_MAX_BYTES", "bp"]
@@ -58,10 +61,17 @@ def _require_admin_key() -> None:
 
 @bp.get("/v1/admin/models")
 def list_models() -> Response:
-    """Every published version, newest first."""
+    """Every published version, newest first, with the names of its personas."""
     db = get_db()
     with db.begin():
         found = registry.list_models(db)
+        manifests = {
+            version: manifest
+            for version, manifest in db.execute(select(models.c.version, models.c.manifest))
+        }
+    for model in found:
+        personas = json.loads(manifests[model["version"]])["personas"]
+        model["personas"] = [persona["name"] for persona in personas]
     return jsonify(models=found)
 
 

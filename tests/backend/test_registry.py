@@ -116,6 +116,10 @@ class RegistryContract:
                 "source_version": None,
                 "rollout_percent": 0,
                 "created_at": app.config["CLOCK"].time(),
+                "personas": [
+                    p["name"]
+                    for p in json.loads((DEFAULT_BUNDLE / "manifest.json").read_text())["personas"]
+                ],
             }
         ]
         assert client.get("/v1/models/current", headers=auth).status_code == 204
