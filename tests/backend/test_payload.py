@@ -164,7 +164,7 @@ REFUSED: dict[str, tuple[object, str, str]] = {
     "outcome twice": (
         valid_payload(outcomes=[outcome(), outcome(accepted=3.0)]),
         "outcomes[1]",
-        "appear twice",
+        "appears twice",
     ),
     "sdk_version empty": (valid_payload(sdk_version=""), "sdk_version", "1-32"),
     "sdk_version long": (valid_payload(sdk_version="1" * 33), "sdk_version", "not valid"),
@@ -200,7 +200,7 @@ ACCEPTED: dict[str, dict[str, Any]] = {
     "no outcomes": valid_payload(outcomes=[]),
     "most outcomes": valid_payload(outcomes=[outcome(offer=f"o{i}") for i in range(200)]),
     "negative noised counts": valid_payload(outcomes=[outcome(accepted=-10_000, dismissed=-0.5)]),
-    "id characters": valid_payload(outcomes=[outcome(persona="a.B_c:d-9", offer="X" * 64)]),
+    "id characters": valid_payload(persona="a.B_c:d-9", outcomes=[outcome(offer="X" * 64)]),
     "build metadata": valid_payload(sdk_version="1.2.3+dev-4"),
 }
 
@@ -236,7 +236,6 @@ ids = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)
 outcomes = st.lists(
     st.builds(
         outcome,
-        persona=ids,
         offer=ids,
         accepted=st.floats(-1e4, 1e4),
         dismissed=st.floats(-1e4, 1e4),
@@ -252,6 +251,7 @@ payloads = st.builds(
     epsilon=st.floats(0.1, 10),
     mechanism=st.sampled_from(["laplace", "gaussian"]),
     model_version=st.integers(0, 2**31 - 1),
+    persona=ids,
     outcomes=outcomes,
     sdk_version=st.from_regex(r"[A-Za-z0-9_.+-]{1,32}", fullmatch=True),
 )
@@ -276,6 +276,7 @@ def test_every_valid_payload_comes_back_field_for_field(body: dict[str, Any]) ->
         epsilon=body["epsilon"],
         mechanism=body["mechanism"],
         model_version=body["model_version"],
+        persona=body["persona"],
         outcomes=tuple(Outcome(**o) for o in body["outcomes"]),
         sdk_version=body["sdk_version"],
     )
