@@ -277,3 +277,22 @@ def test_bad_sync_options_are_refused_at_open(
 def test_bad_sync_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         SyncSettings(**settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", [500, 502, 503, 408])
+def test_a_storm_of_server_errors_keeps_the_upload_until_the_server_recovers(
+    open_device: OpenDevice,
+    clock: ManualClock,
+    network: DeviceNetwork,
+    backend: Backend,
+    code: int,
+) -> None:
+    sdk = syncing_device(open_device, clock)
+    network.faults["/v1/aggregates"] = [status(code)] * 4
+    for _ in range(4):
+        result = sdk.sync(force=True)
+        assert (result.status, result.pending) == ("server_error", 1)
+        assert result.next_attempt_at is not None
+        clock.set(result.next_attempt_at)
+    assert sdk.sync().status == "synced"
+    assert backend.count("aggregates") == 1 and sdk.sync_status()["dropped"] == {}
