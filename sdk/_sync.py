@@ -292,6 +292,9 @@ class Syncer:
         bundle = self._decider.bundle()
         if bundle is None:
             return
+        # Read before the write transaction: both read the store, which that would hold.
+        estimate = self._decider.persona()
+        features = self._features()
 
         def queue(conn: sqlite3.Connection) -> None:
             if conn.execute("SELECT 1 FROM privacy_budget WHERE week = ?", (week,)).fetchone():
@@ -310,11 +313,10 @@ class Syncer:
                 (start, end),
             ):
                 counts.setdefault(offer, [0.0, 0.0])[outcome == "dismissed"] += n
-            persona = self._decider.persona()
             payload = uploads.build_payload(
                 week=week,
-                features=self._features(),
-                persona=persona.id if persona is not None else bundle.persona_ids[0],
+                features=features,
+                persona=estimate.id if estimate is not None else bundle.persona_ids[0],
                 personas=bundle.persona_ids,
                 outcome_counts={k: (v[0], v[1]) for k, v in counts.items()},
                 offers=sorted(bundle.playbook.offers),
