@@ -17,7 +17,6 @@ import html
 import json
 import logging
 import secrets
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -242,7 +241,3 @@ def _serving(app: Any) -> Iterator[str]:
         server.shutdown()
         thread.join(10)
         server.server_close()
-
-
-def default_data_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="edgepersona-demo-"))
