@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgepersona.sdk.cli import positive_int
+
 __all__ = ["register"]
 
 _EXAMPLE = """example:
@@ -29,8 +31,8 @@ def register(commands: Any) -> None:
         epilog=_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--devices", type=_positive, default=200, help="fleet size (200)")
-    parser.add_argument("--weeks", type=_positive, default=4, help="weeks before retraining (4)")
+    parser.add_argument("--devices", type=positive_int, default=200, help="fleet size (200)")
+    parser.add_argument("--weeks", type=positive_int, default=4, help="weeks before retraining (4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic fleet (0)")
     parser.add_argument(
         "--decline-sync", type=float, default=0.2, help="share of users declining sync (0.2)"
@@ -43,13 +45,6 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=_run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _run(args: argparse.Namespace) -> int:

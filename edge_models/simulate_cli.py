@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from edgepersona.sdk.cli import positive_int
+
 __all__ = ["register"]
 
 _EXAMPLE = """example:
@@ -38,8 +40,8 @@ def register(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--backend", required=True, metavar="URL", help="the backend's URL")
-    parser.add_argument("--devices", type=_positive, default=100, help="fleet size (100)")
-    parser.add_argument("--weeks", type=_positive, default=1, help="weeks per device (1)")
+    parser.add_argument("--devices", type=positive_int, default=100, help="fleet size (100)")
+    parser.add_argument("--weeks", type=positive_int, default=1, help="weeks per device (1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic fleet (0)")
     parser.add_argument(
         "--decline-sync", type=float, default=0.2, help="share of users declining sync (0.2)"
@@ -50,17 +52,10 @@ def register(commands: Any) -> None:
         metavar="FILE",
         help="the backend's public key file (edgepersona backend keygen), to accept models",
     )
-    parser.add_argument("--workers", type=_positive, default=2, help="processes (2)")
+    parser.add_argument("--workers", type=positive_int, default=2, help="processes (2)")
     parser.add_argument("--data-dir", type=Path, help="keep the devices' databases here")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=_run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _run(args: argparse.Namespace) -> int:

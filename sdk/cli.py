@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 from .errors import EdgePersonaError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "positive_int"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgepersona {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts (devices, weeks, workers), so zero is a usage error."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _missing(name: str, exc: ImportError):  # type: ignore[no-untyped-def]
