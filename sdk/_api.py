@@ -416,9 +416,10 @@ class EdgePersona:
         ``SyncSettings.interval_s`` has passed since the last success, or while backing off
         after failures (``force=True``, for a "sync now" button, skips both but still
         honours the server's ``Retry-After``). Without ``sync`` consent or a
-        ``backend_url`` it makes no request at all. It never raises for network trouble:
-        the returned ``SyncResult`` says what happened. See ``docs/upload-payload.md`` for
-        exactly what is sent.
+        ``backend_url`` it makes no request at all. It never raises for network trouble or
+        for a device storage failure (disk full: status ``storage_error``, nothing half
+        done, the next call tries again): the returned ``SyncResult`` says what happened.
+        See ``docs/upload-payload.md`` for exactly what is sent.
 
         Raises:
             StoreClosedError: the instance was closed or erased.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -299,12 +299,24 @@ class Store:
             self._next_maintenance = now + _MAINTENANCE_EVERY_S
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one write transaction, after the buffer so that order is kept."""
+        """Run ``fn`` in one write transaction, after the buffer so that order is kept.
+
+        All of ``fn`` is committed or none of it. Raises ``StoreError`` when the file cannot
+        be written (disk full, I/O error): the transaction is rolled back.
+        """
         self.flush()
         with self._db_lock:
             self._check_open()
-            with self._transaction():
-                return fn(self._conn)
+            try:
+                with self._transaction():
+                    result = fn(self._conn)
+            except sqlite3.OperationalError as exc:
+                self.last_write_error = str(exc)
+                raise StoreError(
+                    f"writing to {self.path} failed ({exc}); nothing of it was kept"
+                ) from exc
+            self.last_write_error = None
+            return result
 
     def delete_kinds(self, kinds: set[str], tables: tuple[str, ...] = ()) -> None:
         """Delete every raw row and rollup of ``kinds``, and all of ``tables`` (derived data)."""
@@ -327,9 +339,38 @@ class Store:
     def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
         """Run ``fn`` on the database after committing the buffer, so it sees every signal."""
         self.flush()
+        return self.read_committed(fn)
+
+    def read_committed(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run ``fn`` on what is committed, without flushing the buffer first.
+
+        For tables written only through ``write()`` (settings, the upload queue), which are
+        always committed: reading them keeps working while the buffer cannot be written.
+        """
         with self._db_lock:
             self._check_open()
-            return fn(self.db)
+            try:
+                return fn(self.db)
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"reading {self.path} failed ({exc})") from exc
+
+    def setting(self, key: str) -> str | None:
+        """The value of ``key`` in the ``settings`` table (committed), or ``None``."""
+        row = self.read_committed(
+            lambda db: db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def settings_under(self, prefix: str) -> dict[str, str]:
+        """Every ``settings`` entry whose key starts with ``prefix`` (committed)."""
+        return dict(
+            self.read_committed(
+                lambda db: db.execute(
+                    "SELECT key, value FROM settings WHERE substr(key, 1, ?) = ?",
+                    (len(prefix), prefix),
+                ).fetchall()
+            )
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -399,10 +440,12 @@ class Store:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # A failed COMMIT (disk full) may or may not have ended the transaction itself.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -423,6 +466,19 @@ class Store:
     def _release(path: Path) -> None:
         with _OPEN_PATHS_LOCK:
             _OPEN_PATHS.discard(path.resolve())
+
+
+def put_settings(conn: sqlite3.Connection, values: Mapping[str, str | None]) -> None:
+    """Set (or, for ``None``, delete) ``settings`` entries, inside the caller's transaction."""
+    for key, value in values.items():
+        if value is None:
+            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
 
 def _rollup_rows(kind: str, rows: list[tuple[Any, ...]]) -> list[_rollups.Folded]:

@@ -14,6 +14,15 @@ jittered, capped delay (``Retry-After`` wins when the server sends one); the fai
 the next attempt are stored, so a restart does not retry early; a success resets them. An
 upload is one week and is never split: a 413 means the server's limit is below one week's
 payload (about 1 KB), so it is dropped and counted as ``too_large``.
+
+When the device's own storage fails (disk full, I/O error) the round stops at that write and
+returns ``storage_error``; nothing is half done, because every step is one transaction: the
+week's budget is spent in the transaction that queues its upload, an upload's attempt is
+counted before it is sent (so nothing is sent whose answer could not be recorded), and it
+leaves the queue, with its log line, in the transaction that follows a 2xx. An upload the
+server stored but the device could not delete is sent again and counted once by its
+``upload_id``. Nothing about the failure can be stored, so the next ``sync()`` simply tries
+again.
 """
 
 from __future__ import annotations
@@ -34,9 +43,10 @@ from ._backoff import next_delay, retry_after
 from ._consent import Consent
 from ._decisions import Decider
 from ._localtime import Zone, day_key
-from ._store import Store
+from ._store import Store, put_settings
 from ._updates import ModelUpdater
 from .clock import Clock
+from .errors import StoreClosedError, StoreError
 from .privacy import DEFAULT_EPSILON, MAX_EPSILON, MIN_EPSILON
 
 __all__ = ["SyncResult", "SyncSettings", "Syncer"]
@@ -84,7 +94,9 @@ class SyncResult:
     nothing was queued), ``not_due`` (the interval since the last sync has not passed),
     ``no_consent``, ``no_backend``, ``backing_off`` (waiting after failures, until
     ``next_attempt_at``), ``offline`` (network error or timeout), ``server_error`` (408, 429
-    or 5xx).
+    or 5xx), ``storage_error`` (the device's database could not be written, e.g. the disk is
+    full: ``message`` says why; the queue and the model in use are as before the round, and
+    the next ``sync()`` tries again).
     """
 
     status: str
@@ -102,6 +114,15 @@ class _RoundError(Exception):
     def __init__(self, status: str, message: str, wait_s: float | None = None) -> None:
         super().__init__(message)
         self.status, self.wait_s = status, wait_s
+
+
+@dataclass
+class _Progress:
+    """What a round has done so far, reported whichever way it ends."""
+
+    sent: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    model: str = "not checked"
 
 
 class Syncer:
@@ -140,6 +161,15 @@ class Syncer:
             return SyncResult("no_consent", message="Sync is off: the user has not allowed it.")
         if not self.url:
             return SyncResult("no_backend", message="No backend URL is configured.")
+        progress = _Progress()
+        try:
+            return self._round(self.url, force, progress)
+        except StoreClosedError:
+            raise
+        except StoreError as exc:
+            return self._storage_failure(exc, progress)
+
+    def _round(self, url: str, force: bool, progress: _Progress) -> SyncResult:
         now = self._clock.time()
         state = self._state()
         wait_until = float(state.get("sync.next_attempt_at", 0.0))
@@ -163,50 +193,64 @@ class Syncer:
                 message="Synced recently; nothing to do yet.",
             )
         self._queue_week(now)
-        dropped: dict[str, int] = {}
         trimmed = self._store.write(
             lambda conn: uploads.trim_queue(conn, self.settings.max_queued, self._oldest_week(now))
         )
         if trimmed:
-            dropped["queue_full"] = trimmed
+            progress.dropped["queue_full"] = trimmed
             self._count_drop("queue_full", trimmed, f"{trimmed} oldest uploads")
-        sent = 0
-        model = "not checked"
         try:
             with httpx.Client(
-                base_url=self.url, transport=self.transport, timeout=self.settings.timeout_s
+                base_url=url, transport=self.transport, timeout=self.settings.timeout_s
             ) as client:
                 headers = self._registration(client, state)
-                sent = self._send(client, headers, dropped)
-                model = self._check_model(client)
+                self._send(client, headers, progress)
+                progress.model = self._check_model(client, progress)
         except _RoundError as failure:
             result = SyncResult(
                 failure.status,
-                sent=sent,
+                sent=progress.sent,
                 pending=self._pending_count(),
-                dropped=dropped,
-                model=model,
+                dropped=progress.dropped,
+                model=progress.model,
                 message=str(failure),
             )
             return self._finish(self._back_off(result, failure.wait_s, now))
         self._set(
             {"sync.failures": "0", "sync.next_attempt_at": None, "sync.last_success_at": repr(now)}
         )
-        status = "synced" if sent else "nothing_to_send"
+        sent = progress.sent
         message = (
-            f"Sent {sent} weekly upload{'s' if sent != 1 else ''}."
-            if sent
-            else ("Nothing to send.")
+            f"Sent {sent} weekly upload{'s' if sent != 1 else ''}." if sent else "Nothing to send."
         )
         return self._finish(
             SyncResult(
-                status,
+                "synced" if sent else "nothing_to_send",
                 sent=sent,
                 pending=self._pending_count(),
-                dropped=dropped,
-                model=model,
+                dropped=progress.dropped,
+                model=progress.model,
                 message=message,
             )
+        )
+
+    def _storage_failure(self, exc: StoreError, progress: _Progress) -> SyncResult:
+        """The round stopped at a write that failed; every earlier step is complete."""
+        try:
+            pending = self._pending_count()
+            queue = f"{pending} upload{'s' if pending != 1 else ''} kept in the queue"
+        except StoreError:  # not even readable: the queue is as the last commit left it
+            pending, queue = 0, "the queue cannot be read, and is as the last commit left it"
+        # Nothing is recorded: the write that could record it is what failed. No backoff is
+        # stored either, so the next sync() tries again at once.
+        return SyncResult(
+            "storage_error",
+            sent=progress.sent,
+            pending=pending,
+            dropped=progress.dropped,
+            model=progress.model,
+            message=f"The device's storage failed ({exc}); {queue}, "
+            "and the next sync() tries again.",
         )
 
     def _registration(self, client: httpx.Client, state: dict[str, str]) -> dict[str, str]:
@@ -223,9 +267,9 @@ class Syncer:
             self._set({"sync.device_id": device_id, "sync.token": token})
         return {"Authorization": f"Bearer {token}"}
 
-    def _send(self, client: httpx.Client, headers: dict[str, str], dropped: dict[str, int]) -> int:
-        sent = 0
-        for upload_id, _week, payload in self._store.read(uploads.pending):
+    def _send(self, client: httpx.Client, headers: dict[str, str], progress: _Progress) -> None:
+        for upload_id, _week, payload in self._store.read_committed(uploads.pending):
+            # Counted before sending: a store that cannot count it could not record the answer.
             self._store.write(partial(_count_attempt, upload_id=upload_id))
             response = self._request(
                 client,
@@ -237,29 +281,33 @@ class Syncer:
             code = response.status_code
             now = self._clock.time()
             if 200 <= code < 300:
-                self._store.write(partial(uploads.record_sent, upload_id=upload_id, now=now))
-                self._log("sent", upload_id)
-                sent += 1
+                self._store.write(partial(_sent, upload_id=upload_id, now=now))
+                progress.sent += 1
             elif code in DROP_STATUSES:
                 reason = DROP_STATUSES[code]
-                self._store.write(partial(uploads.drop_upload, upload_id=upload_id))
-                self._count_drop(reason, 1, f"{upload_id}: {response.text[:200]}")
-                dropped[reason] = dropped.get(reason, 0) + 1
-                if code in FORGET_REGISTRATION:
-                    self._set({"sync.token": None, "sync.device_id": None})
+                forget = code in FORGET_REGISTRATION
+                record = _forgotten if forget else _dropped
+                detail = f"{upload_id}: {response.text[:200]}"
+                self._store.write(
+                    partial(record, upload_id=upload_id, reason=reason, detail=detail, now=now)
+                )
+                progress.dropped[reason] = progress.dropped.get(reason, 0) + 1
+                if forget:
                     raise _RoundError(
                         "server_error", f"the server answered {code}; registering again next time"
                     )
             else:
                 self._fail_on(response)
-        return sent
 
-    def _check_model(self, client: httpx.Client) -> str:
-        token = self._state().get("sync.token")
+    def _check_model(self, client: httpx.Client, progress: _Progress) -> str:
+        token = self._store.setting("sync.token")
         if token is None:
             return "not checked"
         try:
             return self._updater.check(client, {"Authorization": f"Bearer {token}"})
+        except StoreError:
+            progress.model = self._updater.outcome  # concluded, though it could not be stored
+            raise
         except httpx.HTTPStatusError as exc:
             self._fail_on(exc.response)
         except httpx.HTTPError as exc:
@@ -420,8 +468,7 @@ class Syncer:
 
     def forget(self) -> None:
         """``sync`` was revoked: purge the queue (what was sent stays listed for the user)."""
-        self._store.write(lambda conn: conn.execute("DELETE FROM upload_queue"))
-        self._log("purged", "sync consent revoked")
+        self._store.write(partial(_purge, now=self._clock.time()))
 
     def registration(self) -> tuple[str | None, str | None]:
         state = self._state()
@@ -429,58 +476,60 @@ class Syncer:
 
     def _pending_count(self) -> int:
         return int(
-            self._store.read(
+            self._store.read_committed(
                 lambda db: db.execute("SELECT COUNT(*) FROM upload_queue").fetchone()[0]
             )
         )
 
     def _state(self) -> dict[str, str]:
-        return dict(
-            self._store.read(
-                lambda db: db.execute(
-                    "SELECT key, value FROM settings WHERE key LIKE 'sync.%'"
-                ).fetchall()
-            )
-        )
+        return self._store.settings_under("sync.")
 
     def _set(self, values: dict[str, str | None]) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            for key, value in values.items():
-                if value is None:
-                    conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-                else:
-                    conn.execute(
-                        "INSERT INTO settings (key, value) VALUES (?, ?) "
-                        "ON CONFLICT DO UPDATE SET value = excluded.value",
-                        (key, value),
-                    )
-
-        self._store.write(write)
+        self._store.write(partial(put_settings, values=values))
 
     def _count_drop(self, reason: str, n: int, detail: str) -> None:
-        key = f"sync.dropped.{reason}"
-        now = self._clock.time()
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) "
-                "ON CONFLICT DO UPDATE SET value = CAST(value AS INTEGER) + ?",
-                (key, str(n), n),
-            )
-            conn.execute(
-                "INSERT INTO sync_log (ts, event, detail) VALUES (?, ?, ?)",
-                (now, f"dropped.{reason}", detail),
-            )
-
-        self._store.write(write)
-
-    def _log(self, event: str, detail: str | None) -> None:
-        now = self._clock.time()
         self._store.write(
-            lambda conn: conn.execute(
-                "INSERT INTO sync_log (ts, event, detail) VALUES (?, ?, ?)", (now, event, detail)
-            )
+            partial(_count_drop, reason=reason, n=n, detail=detail, now=self._clock.time())
         )
+
+
+def _sent(conn: sqlite3.Connection, upload_id: str, now: float) -> None:
+    uploads.record_sent(conn, upload_id, now)
+    _log(conn, "sent", upload_id, now)
+
+
+def _dropped(
+    conn: sqlite3.Connection, upload_id: str, reason: str, detail: str, now: float
+) -> None:
+    """The server refused the upload for good: it leaves the queue and is counted, at once."""
+    uploads.drop_upload(conn, upload_id)
+    _count_drop(conn, reason, 1, detail, now)
+
+
+def _forgotten(
+    conn: sqlite3.Connection, upload_id: str, reason: str, detail: str, now: float
+) -> None:
+    """401/410: dropped, counted, and the registration forgotten, all at once."""
+    _dropped(conn, upload_id, reason, detail, now)
+    put_settings(conn, {"sync.token": None, "sync.device_id": None})
+
+
+def _count_drop(conn: sqlite3.Connection, reason: str, n: int, detail: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT DO UPDATE SET value = CAST(value AS INTEGER) + ?",
+        (f"sync.dropped.{reason}", str(n), n),
+    )
+    _log(conn, f"dropped.{reason}", detail, now)
+
+
+def _purge(conn: sqlite3.Connection, now: float) -> None:
+    conn.execute("DELETE FROM upload_queue")
+    _log(conn, "purged", "sync consent revoked", now)
+
+
+def _log(conn: sqlite3.Connection, event: str, detail: str | None, now: float) -> None:
+    conn.execute("INSERT INTO sync_log (ts, event, detail) VALUES (?, ?, ?)", (now, event, detail))
 
 
 def _count_attempt(conn: sqlite3.Connection, upload_id: str) -> None:

@@ -6,7 +6,9 @@ verifies against a pinned key; its version is newer than the one in use and than
 candidate; it has not expired; this SDK is new enough for it; the download fits
 ``max_bundle_bytes``; the zip's own manifest is the signed manifest (no mix and match); every
 file's hash matches, and the model runs on a canned input with sane outputs (``_bundle``).
-A refused version is recorded with its reason and not fetched again.
+A refused version is recorded with its reason and not fetched again, except when the
+refusal was this device's own: a bundle it could not keep (disk full) is fetched again at the
+next check.
 
 An accepted bundle is kept in ``<data_dir>/bundles/<version>.zip`` and runs in shadow: for
 the next ``shadow_decisions`` personalized decisions its top persona is computed beside the
@@ -14,6 +16,11 @@ one in use and the agreement is recorded; then it replaces the current bundle in
 reference swap, so ``decide()`` never waits and never sees half a bundle. A restart during
 the shadow period starts that count again. At open, the adopted bundle is read back and
 checked again (hashes, signature); if that fails the SDK falls back to the bundle it ships.
+
+Every change of state is one transaction (the ETag with the history entry and the shadow or
+adopted version), so a write that fails (disk full: ``StoreError``) leaves the previous state
+whole. A swap is written before it is made: if the write fails the candidate stays in shadow
+and the next decision tries again, and ``decide()`` keeps serving the bundle in use.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import contextlib
 import datetime as dt
 import io
 import os
+import sqlite3
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
@@ -32,14 +41,15 @@ import numpy as np
 from ._bundle import FILES, MAX_FILE_BYTES, Bundle, from_files
 from ._decisions import Decider
 from ._signing import verify_manifest
-from ._store import Store
+from ._store import Store, put_settings
 from ._version import SDK_VERSION
 from .clock import Clock
-from .errors import ModelError
+from .errors import ModelError, StoreError
 
 __all__ = ["ModelUpdater", "RefusedError"]
 
 HISTORY_KEPT = 50
+NOT_KEPT = "cannot keep the bundle on this device"  # a refusal to retry: the device's fault
 
 
 class RefusedError(Exception):
@@ -70,20 +80,22 @@ class ModelUpdater:
         self._compared = 0
         self._agreed = 0
         self._download: dict[str, Any] = {"state": "idle"}
+        # What the last check() concluded, set before it is stored, so that a failed write
+        # can still report it.
+        self.outcome = "not checked"
 
     # -- at open --------------------------------------------------------------------------
 
     def restore(self) -> None:
         """Serve the adopted bundle again and resume a shadow run, if they still verify."""
         for key, resume in (("model.adopted", self._decider.swap), ("model.shadow", self._shadow)):
-            version = self._setting(key)
+            version = self._store.setting(key)
             if version is None:
                 continue
             try:
                 bundle = self._read_kept(int(version))
             except (RefusedError, ModelError, OSError, ValueError) as exc:
-                self._record(int(version), "rejected", f"at start: {exc}")
-                self._set(key, None)
+                self._write({key: None}, (int(version), "rejected", f"at start: {exc}"))
                 continue
             resume(bundle)
 
@@ -95,13 +107,17 @@ class ModelUpdater:
         Raises ``httpx.HTTPError`` for network trouble (the caller backs off).
         """
         if self._candidate is not None:
-            return f"shadow v{self._candidate.version} {self._seen}/{self._shadow_decisions}"
-        etag = self._setting("model.etag")
+            self.outcome = (
+                f"shadow v{self._candidate.version} {self._seen}/{self._shadow_decisions}"
+            )
+            return self.outcome
+        etag = self._store.setting("model.etag")
         response = client.get(
             "/v1/models/current", headers={**headers, **({"If-None-Match": etag} if etag else {})}
         )
         if response.status_code in (204, 304):
-            return "unchanged"
+            self.outcome = "unchanged"
+            return self.outcome
         if response.status_code != 200:
             raise httpx.HTTPStatusError(
                 f"/v1/models/current answered {response.status_code}",
@@ -120,12 +136,20 @@ class ModelUpdater:
             self._keep(version, data)
         except RefusedError as exc:
             return self._refuse(version, str(exc), new_etag)
-        self._set("model.etag", new_etag)
-        self._record(version, "shadow", None)
-        self._set("model.shadow", str(version))
+        try:
+            self._write(
+                {"model.etag": new_etag, "model.shadow": str(version)}, (version, "shadow", None)
+            )
+        except StoreError as exc:  # not recorded, so not kept: fetched again next time
+            with contextlib.suppress(OSError):
+                (self._folder / f"{version}.zip").unlink()
+            self.outcome = f"not kept v{version}: {exc}"
+            self._download = {"state": "failed", "version": version, "reason": str(exc)}
+            raise
+        self.outcome = f"shadow v{version} 0/{self._shadow_decisions}"
         self._shadow(bundle)
         self._download = {"state": "verified", "version": version, "bytes": len(data)}
-        return f"shadow v{version} 0/{self._shadow_decisions}"
+        return self.outcome
 
     def _check_manifest(self, manifest: Any) -> int:
         if not self._keys:
@@ -208,18 +232,24 @@ class ModelUpdater:
 
     def _adopt(self, bundle: Bundle) -> None:
         agreement = self._agreed / self._compared if self._compared else None
-        self._decider.shadow = None
-        self._candidate = None
-        self._decider.swap(bundle)
-        previous = self._setting("model.adopted")
-        self._set("model.adopted", str(bundle.version))
-        self._set("model.shadow", None)
         reason = (
             f"after {self._seen} decisions, none personalized"
             if agreement is None
             else f"agreed on {agreement:.0%} of {self._compared} personalized decisions"
         )
-        self._record(bundle.version, "adopted", reason)
+        try:
+            previous = self._store.setting("model.adopted")
+            self._write(
+                {"model.adopted": str(bundle.version), "model.shadow": None},
+                (bundle.version, "adopted", reason),
+            )
+        except StoreError as exc:  # stay in shadow; the next decision tries again
+            self._download = {**self._download, "adopt_error": str(exc)}
+            return
+        self._decider.shadow = None
+        self._candidate = None
+        self._decider.swap(bundle)
+        self._download.pop("adopt_error", None)
         if previous is not None and previous != str(bundle.version):
             with contextlib.suppress(OSError):  # the new one is the last good bundle now
                 (self._folder / f"{previous}.zip").unlink()
@@ -238,7 +268,7 @@ class ModelUpdater:
         )
         return {
             "version": current.version if current is not None else None,
-            "source": "downloaded" if self._setting("model.adopted") else "built-in",
+            "source": "downloaded" if self._store.setting("model.adopted") else "built-in",
             "shadow": None
             if candidate is None
             else {
@@ -254,19 +284,22 @@ class ModelUpdater:
     # -- storage --------------------------------------------------------------------------
 
     def _refuse(self, version: int | None, reason: str, etag: str | None) -> str:
-        # Remember the ETag of a refused manifest: the next poll gets a 304, not the same
-        # bundle again; a new publication changes the ETag and is looked at afresh.
-        self._set("model.etag", etag)
-        self._record(version, "rejected", reason)
+        self.outcome = f"rejected v{version}: {reason}"
         self._download = {"state": "rejected", "version": version, "reason": reason}
-        return f"rejected v{version}: {reason}"
+        # Remember the ETag of a refused manifest: the next poll gets a 304, not the same
+        # bundle again; a new publication changes the ETag and is looked at afresh. A bundle
+        # this device could not keep is not at fault: it is fetched again next time.
+        settings = {} if reason.startswith(NOT_KEPT) else {"model.etag": etag}
+        self._write(settings, (version, "rejected", reason))
+        return self.outcome
 
     def _refused_before(self, version: int) -> bool:
         return bool(
-            self._store.read(
+            self._store.read_committed(
                 lambda db: db.execute(
-                    "SELECT 1 FROM bundle_history WHERE version = ? AND event = 'rejected'",
-                    (version,),
+                    "SELECT 1 FROM bundle_history WHERE version = ? AND event = 'rejected' "
+                    "AND substr(reason, 1, ?) != ?",
+                    (version, len(NOT_KEPT), NOT_KEPT),
                 ).fetchone()
             )
         )
@@ -285,38 +318,31 @@ class ModelUpdater:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temporary.unlink()
-            raise RefusedError(f"cannot keep the bundle on this device: {exc.strerror}") from None
+            raise RefusedError(f"{NOT_KEPT}: {exc.strerror}") from None
 
     def _read_kept(self, version: int) -> Bundle:
         return self._verify((self._folder / f"{version}.zip").read_bytes(), f"kept v{version}")
 
-    def _record(self, version: int | None, event: str, reason: str | None) -> None:
-        now = self._clock.time()
+    def _write(
+        self, settings: Mapping[str, str | None], history: tuple[int | None, str, str | None]
+    ) -> None:
+        """Change settings and add one history entry in one transaction."""
         self._store.write(
-            lambda conn: conn.execute(
-                "INSERT INTO bundle_history (ts, version, event, reason) VALUES (?, ?, ?, ?)",
-                (now, version, event, reason),
-            )
+            partial(_changed, settings=settings, history=history, now=self._clock.time())
         )
 
-    def _setting(self, key: str) -> str | None:
-        row = self._store.read(
-            lambda db: db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        )
-        return None if row is None else str(row[0])
 
-    def _set(self, key: str, value: str | None) -> None:
-        def write(conn: Any) -> None:
-            if value is None:
-                conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-            else:
-                conn.execute(
-                    "INSERT INTO settings (key, value) VALUES (?, ?) "
-                    "ON CONFLICT DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-
-        self._store.write(write)
+def _changed(
+    conn: sqlite3.Connection,
+    settings: Mapping[str, str | None],
+    history: tuple[int | None, str, str | None],
+    now: float,
+) -> None:
+    put_settings(conn, settings)
+    conn.execute(
+        "INSERT INTO bundle_history (ts, version, event, reason) VALUES (?, ?, ?, ?)",
+        (now, *history),
+    )
 
 
 def _unzip(data: bytes) -> dict[str, bytes]:
