@@ -50,6 +50,7 @@ __all__ = ["ModelUpdater", "RefusedError"]
 
 HISTORY_KEPT = 50
 NOT_KEPT = "cannot keep the bundle on this device"  # a refusal to retry: the device's fault
+_Entry = tuple[float, int | None, str, str | None]  # a history row: ts, version, event, reason
 
 
 class RefusedError(Exception):
@@ -83,6 +84,9 @@ class ModelUpdater:
         # What the last check() concluded, set before it is stored, so that a failed write
         # can still report it.
         self.outcome = "not checked"
+        # Refusals whose history entry could not be written (disk full): written first by the
+        # next change that can be, so the reason reaches the history once there is room.
+        self._unrecorded: list[_Entry] = []
 
     # -- at open --------------------------------------------------------------------------
 
@@ -260,7 +264,7 @@ class ModelUpdater:
         """What ``EdgePersona.model_status()`` reports."""
         current = self._decider.bundle()
         candidate = self._candidate
-        rows = self._store.read(
+        rows = self._store.read_committed(
             lambda db: db.execute(
                 "SELECT version, event, reason, ts FROM bundle_history ORDER BY id DESC LIMIT ?",
                 (HISTORY_KEPT,),
@@ -290,7 +294,7 @@ class ModelUpdater:
         # bundle again; a new publication changes the ETag and is looked at afresh. A bundle
         # this device could not keep is not at fault: it is fetched again next time.
         settings = {} if reason.startswith(NOT_KEPT) else {"model.etag": etag}
-        self._write(settings, (version, "rejected", reason))
+        self._write(settings, (version, "rejected", reason), keep_if_failed=True)
         return self.outcome
 
     def _refused_before(self, version: int) -> bool:
@@ -324,24 +328,32 @@ class ModelUpdater:
         return self._verify((self._folder / f"{version}.zip").read_bytes(), f"kept v{version}")
 
     def _write(
-        self, settings: Mapping[str, str | None], history: tuple[int | None, str, str | None]
+        self,
+        settings: Mapping[str, str | None],
+        history: tuple[int | None, str, str | None],
+        keep_if_failed: bool = False,
     ) -> None:
-        """Change settings and add one history entry in one transaction."""
-        self._store.write(
-            partial(_changed, settings=settings, history=history, now=self._clock.time())
-        )
+        """Change settings and add a history entry in one transaction (with any unrecorded).
+
+        ``keep_if_failed``: the entry states a fact that stands even if it cannot be written
+        now (a refusal), so it is kept for the next write rather than lost.
+        """
+        entries = [*self._unrecorded, (self._clock.time(), *history)]
+        try:
+            self._store.write(partial(_changed, settings=settings, entries=entries))
+        except StoreError:
+            if keep_if_failed:
+                self._unrecorded = entries[-HISTORY_KEPT:]
+            raise
+        self._unrecorded = []
 
 
 def _changed(
-    conn: sqlite3.Connection,
-    settings: Mapping[str, str | None],
-    history: tuple[int | None, str, str | None],
-    now: float,
+    conn: sqlite3.Connection, settings: Mapping[str, str | None], entries: list[_Entry]
 ) -> None:
     put_settings(conn, settings)
-    conn.execute(
-        "INSERT INTO bundle_history (ts, version, event, reason) VALUES (?, ?, ?, ?)",
-        (now, *history),
+    conn.executemany(
+        "INSERT INTO bundle_history (ts, version, event, reason) VALUES (?, ?, ?, ?)", entries
     )
 
 
