@@ -203,6 +203,11 @@ def _run(
         traffic.acknowledged | sdk_acknowledged,
         traffic.upload_ids_sent | set(sdk["sent_ids"]),
         traffic.registrations + sdk["requests"].get("POST /v1/devices 201", 0),
+        sum(
+            n
+            for kind, n in (traffic.errors + Counter(sdk["errors"])).items()
+            if "/v1/devices" in kind
+        ),
         len(offers),
     )
     server_cpu = _cpu_seconds_of_server(make_url(url).port)
@@ -317,9 +322,16 @@ def _upload_totals(traffic: Traffic, sdk: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reconcile(
-    database_url: str, acknowledged: set[str], sent: set[str], registrations: int, offers: int
+    database_url: str,
+    acknowledged: set[str],
+    sent: set[str],
+    registrations: int,
+    registrations_unanswered: int,
+    offers: int,
 ) -> dict[str, Any]:
-    """The stored rows against what devices were told: nothing lost, nothing doubled."""
+    """The stored rows against what devices were told: nothing lost, nothing doubled. A
+    registration whose answer never arrived may still have made a device row, which no
+    device holds the token of (the device registers again): those are counted apart."""
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -346,7 +358,12 @@ def _reconcile(
         "outcome_rows": outcome_rows,
         "outcome_rows_equal_rows_times_offers": outcome_rows == rows * offers,
         "device_rows": device_rows,
-        "device_rows_equal_registrations": device_rows == registrations,
+        "registrations_answered_201": registrations,
+        "registrations_unanswered": registrations_unanswered,
+        "orphan_device_rows": device_rows - registrations,
+        "device_rows_explained": registrations
+        <= device_rows
+        <= registrations + registrations_unanswered,
     }
 
 
@@ -373,6 +390,7 @@ def _goals_met(run: dict[str, Any]) -> dict[str, bool]:
         "nothing_doubled": reconciliation["doubled"] == GOALS["doubled"],
         "stored_rows_equal_accepted_uploads": reconciliation["rows_equal_acknowledged"]
         and reconciliation["stored_unacknowledged"] == GOALS["stored_unacknowledged"],
+        "every_device_row_explained": reconciliation["device_rows_explained"],
         "every_device_synced_every_week": not light["stopped_by_deadline"]
         and last is not None
         and last["devices_gave_up"] == 0
