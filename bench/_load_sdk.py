@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -54,6 +55,22 @@ class UploadLog(CountingTransport):
         if upload_id is not None:
             self.answered_uploads.append((upload_id, response.status_code))
         return response
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured and the parts with uncommitted changes: helpers share one
+    working tree, so a figure belongs to what was on disk when it ran."""
+    repo = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return done.stdout
+
+    changed = git("status", "--porcelain", "--", "sdk", "backend", "edge_models", "bench")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or None,
+        "uncommitted_changes_in": sorted({line[3:] for line in changed.splitlines()}),
+    }
 
 
 def first_monday(weeks: int) -> dt.date:

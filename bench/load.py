@@ -52,7 +52,7 @@ from typing import Any
 import _backend_load as servers
 from _backend_retrain import base_fleet
 from _load_fleet import LightDevice, Round, Traffic, run_light_fleet
-from _load_sdk import first_monday, run_sdk_devices
+from _load_sdk import code_state, first_monday, run_sdk_devices
 from _sync_loopback import _release_v2
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -119,6 +119,7 @@ def main() -> None:
             ],
         },
         "versions": _versions(postgres),
+        "code": code_state(),
         "settings": {
             "devices": args.devices,
             "sdk_devices": args.sdk_devices,

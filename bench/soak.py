@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import _backend_load as servers
-from _load_sdk import first_monday
+from _load_sdk import code_state, first_monday
 from _sync_devices import _live_until, _open_phone, _Phone, _sync_instant
 from _sync_loopback import CountingTransport, Loopback, _release_v2
 
@@ -86,6 +86,7 @@ def main() -> None:
             "sqlite": sqlite3.sqlite_version,
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
+        "code": code_state(),
         "setup": {
             "days": weeks * 7,
             "weeks": weeks,
