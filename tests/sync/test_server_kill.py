@@ -1,0 +1,184 @@
+"""A real server killed between its commit and its answer: the backend under gunicorn in its own
+process group, killed with SIGKILL (``_kill_server``) right after an upload's transaction
+committed and before the response left. The device sees the connection drop and keeps the
+upload; the server is started again on the same database; the resend is answered
+``200 duplicate`` and the database holds that upload, and its outcome counts, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from edgepersona.backend import create_app
+from edgepersona.backend.db import engine, init_db
+from edgepersona.sdk import EdgePersona, ManualClock
+
+from .conftest import DeviceNetwork, live_a_week
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """The backend under gunicorn in a process group of its own, on a fixed port."""
+
+    database_url: str
+    arm: Path
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        spec = f"tests.sync._kill_server:create({self.database_url!r}, {str(self.arm)!r})"
+        # No control socket: gunicorn would put it in the home directory, shared by all runs.
+        command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--no-control-socket"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--chdir", str(REPO), spec]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"gunicorn exited; see {self.log}"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)  # not listening yet
+        pytest.fail(f"the server did not answer /healthz within 60 s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'backend.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    with app.app_context():
+        init_db()
+    engine(app).dispose()
+    return url
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    running = Server(database_url, tmp_path / "arm", free_port(), tmp_path / "gunicorn.log")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def device(server: Server, clock: ManualClock, tmp_path: Path) -> Iterator[EdgePersona]:
+    sdk = EdgePersona.open(
+        tmp_path / "device",
+        "com.example.shop",
+        clock=clock,
+        tz="UTC",
+        backend_url=server.url,
+        transport=DeviceNetwork(),
+        seed=7,
+    )
+    for purpose in ("personalization", "sync"):
+        sdk.consent.grant(purpose)
+    try:
+        yield sdk
+    finally:
+        sdk.close()
+
+
+def stored(database_url: str) -> list[tuple[str, int, float, float]]:
+    """Each stored upload with its outcome rows: (upload_id, rows, accepted sum, dismissed sum)."""
+    db = create_engine(database_url)
+    try:
+        with db.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT a.upload_id, COUNT(o.offer), COALESCE(SUM(o.accepted), 0), "
+                    "COALESCE(SUM(o.dismissed), 0) FROM aggregates a "
+                    "LEFT JOIN outcomes o ON o.aggregate_id = a.id GROUP BY a.id, a.upload_id"
+                )
+            )
+            return [(str(u), int(n), float(acc), float(dis)) for u, n, acc, dis in rows]
+    finally:
+        db.dispose()
+
+
+def counter(metrics: str, name: str) -> float:
+    """A label-less counter's value in a Prometheus text page (0 when never incremented)."""
+    found = re.search(rf"^{name} (\S+)$", metrics, flags=re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def queued(tmp_path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(tmp_path / "device" / "edgepersona.db")) as conn:
+        return conn.execute("SELECT upload_id, payload FROM upload_queue").fetchall()
+
+
+@pytest.mark.slow
+def test_a_server_killed_after_its_commit_counts_the_resent_upload_once(
+    server: Server, device: EdgePersona, clock: ManualClock, tmp_path: Path, database_url: str
+) -> None:
+    live_a_week(device, clock)
+    server.arm.touch()
+    result = device.sync()
+    assert server.process is not None
+    assert server.process.wait(timeout=30) == -signal.SIGKILL  # the master died, not exited
+    assert not server.arm.exists()  # the kill came from the upload's answer
+    assert result.status == "offline", result
+    assert "/v1/aggregates" in result.message and result.pending == 1
+    [(upload_id, text_sent)] = queued(tmp_path)
+    payload = json.loads(text_sent)
+    accepted = sum(o["accepted"] for o in payload["outcomes"])
+    dismissed = sum(o["dismissed"] for o in payload["outcomes"])
+    expected = [(upload_id, len(payload["outcomes"]), accepted, dismissed)]
+    assert stored(database_url) == pytest.approx(expected)  # committed before the kill
+
+    server.start()  # the same database, no longer armed
+    assert result.next_attempt_at is not None
+    clock.set(result.next_attempt_at)
+    again = device.sync()
+    assert (again.status, again.sent, again.pending) == ("synced", 1, 0)
+    assert queued(tmp_path) == []
+    assert stored(database_url) == pytest.approx(expected)  # once, counts not doubled
+    # The restarted server's own counters: the resend was answered 200 duplicate.
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert counter(metrics, "edgepersona_uploads_duplicate_total") == 1
+    assert counter(metrics, "edgepersona_uploads_accepted_total") == 0
