@@ -3,7 +3,12 @@
 The order of checks is part of the contract (docs/backend.md): a request without a valid token
 gets 401 whatever its body (an oversized body is refused with 413 before it is read), then the
 body is checked (415, 400, 422), then the rate limit (429). Only a valid upload counts against
-the limit, and the aggregate, its outcomes and the rate-limit row are written in one transaction.
+the limit, a replay of a stored one is not charged again, and the aggregate, its outcomes and
+the charge are written in one transaction.
+
+The body is parsed and validated before the transaction (it needs no database), so the device
+row is locked only for the three statements of a valid upload; the answers still come in the
+contract's order, because a refused body is only reported once the token is known to be good.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from . import store
 from .db import get_db
 from .errors import ApiError, PayloadError
 from .metrics import metrics
-from .payload import validate_upload
+from .payload import Upload, validate_upload
 from .web import bearer_token_sha256, body_bytes, json_body, unknown_token
 
 __all__ = ["bp"]
@@ -26,41 +31,53 @@ bp = Blueprint("ingest", __name__)
 def upload() -> tuple[Response, int]:
     """Store a device's weekly aggregate once: 201 the first time, 200 for a replay."""
     config = current_app.config
+    limit: int = config["RATE_LIMIT_UPLOADS_PER_HOUR"]
     token_sha256 = bearer_token_sha256()
     # Read the whole body before taking any lock, so a slow client cannot hold one.
     raw = body_bytes()
     now = config["CLOCK"].time()
+    checked, rejected_field = _checked_upload(raw, now)
     db = get_db()
     with db.begin():
-        device_id = store.lock_device(db, token_sha256)
+        if isinstance(checked, ApiError):
+            if store.find_device(db, token_sha256) is None:
+                raise unknown_token()
+            g.rejected_field = rejected_field
+            raise checked
+        device_id = store.charge_upload(db, token_sha256, now, limit)
         if device_id is None:
-            raise unknown_token()
-        try:
-            upload = validate_upload(json_body(raw), now)
-        except PayloadError as exc:
-            g.rejected_field = exc.field
-            where = "The payload" if exc.path == "payload" else f"Field {exc.path}"
-            message = f"{where} is not valid: {exc.reason}."
-            raise ApiError(422, "invalid_payload", message, field=exc.path) from None
-        retry_after = store.rate_limit_retry_after(
-            db, device_id, now, config["RATE_LIMIT_UPLOADS_PER_HOUR"]
-        )
-        if retry_after is not None:
+            retry_after = store.rate_limit_retry_after(db, token_sha256, now, limit)
+            if retry_after is None:
+                raise unknown_token()
             raise ApiError(
                 429,
                 "rate_limited",
-                f"This device reached its limit of {config['RATE_LIMIT_UPLOADS_PER_HOUR']} "
-                f"uploads per hour; retry in {retry_after} seconds.",
+                f"This device reached its limit of {limit} uploads per hour; "
+                f"retry in {retry_after} seconds.",
                 headers={"Retry-After": str(retry_after)},
             )
-        store.log_upload(db, device_id, now)
-        if store.has_upload(db, device_id, upload.upload_id):
+        if store.insert_upload(db, device_id, checked, now) is None:
+            store.refund_upload(db, device_id, limit)
             status, code = "duplicate", 200
         else:
-            store.insert_upload(db, device_id, upload, now)
             status, code = "accepted", 201
     metrics(current_app).inc(f"edgepersona_uploads_{status}_total")
     return jsonify(status=status), code
+
+
+def _checked_upload(raw: bytes, now: float) -> tuple[Upload | ApiError, str]:
+    """The valid upload in ``raw``, or the error to answer once the token is known to be good.
+
+    The second item is the payload field a 422 names, for the rejection counter ("" if none).
+    """
+    try:
+        return validate_upload(json_body(raw), now), ""
+    except ApiError as exc:  # 415, 400
+        return exc, ""
+    except PayloadError as exc:
+        where = "The payload" if exc.path == "payload" else f"Field {exc.path}"
+        message = f"{where} is not valid: {exc.reason}."
+        return ApiError(422, "invalid_payload", message, field=exc.path), exc.field
 
 
 @bp.after_request

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "outcomes",
     "retrains",
     "schema_version",
-    "uploads_log",
 ]
 
 metadata = MetaData()
@@ -53,6 +53,9 @@ devices = Table(
     Column("id", String(32), primary_key=True),  # uuid4 hex
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", Double, nullable=False),
+    # The rate limit (migration 4): when this device's bucket of uploads is full again, see
+    # ``store``; a time at or before now means full.
+    Column("rate_tat", Double, nullable=False, server_default=text("0")),
 )
 
 aggregates = Table(
@@ -81,17 +84,6 @@ outcomes = Table(
     Column("offer", String(64), primary_key=True),
     Column("accepted", Double, nullable=False),
     Column("dismissed", Double, nullable=False),
-)
-
-# One row per upload a device made, kept for an hour: the per-device rate limit lives in
-# the database so it holds across any number of worker processes.
-uploads_log = Table(
-    "uploads_log",
-    metadata,
-    Column("id", ROW_ID, primary_key=True, autoincrement=True),
-    Column("device_id", String(32), ForeignKey("devices.id"), nullable=False),
-    Column("at", Double, nullable=False),
-    Index("uploads_log_device_at", "device_id", "at"),
 )
 
 # The model registry (migration 2): one row per published version, never updated except for

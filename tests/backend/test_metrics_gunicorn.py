@@ -48,7 +48,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready(url, process)
+        wait_until_ready(url, process)
         yield url, shared
     finally:
         process.terminate()
@@ -56,7 +56,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         log.close()
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, "gunicorn exited; see gunicorn.log in the test's tmp_path"

@@ -7,19 +7,20 @@ pattern). Rows are counted in the database itself, not inferred from answers.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Table, UniqueConstraint, func, insert, inspect, select
+from sqlalchemy import Table, UniqueConstraint, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from edgepersona.backend import store
 from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.errors import SchemaError
-from edgepersona.backend.migrations import LATEST, current_version, migrate
+from edgepersona.backend.migrations import LATEST, MIGRATIONS, current_version, migrate
 from edgepersona.backend.payload import Outcome, validate_upload
 from edgepersona.backend.schema import (
     aggregates,
@@ -27,7 +28,6 @@ from edgepersona.backend.schema import (
     metadata,
     outcomes,
     schema_version,
-    uploads_log,
 )
 from edgepersona.backend.web import hash_token
 from edgepersona.sdk import ManualClock
@@ -42,6 +42,21 @@ def count(app: Flask, table: Table, **where: Any) -> int:
         query = query.where(table.c[column] == value)
     with engine(app).connect() as conn:
         return int(conn.execute(query).scalar_one())
+
+
+def rate_tat(app: Flask, auth: dict[str, str]) -> float:
+    """When the rate-limit bucket of the device whose Authorization header is ``auth`` is full."""
+    with engine(app).connect() as conn:
+        found = conn.execute(
+            select(devices.c.rate_tat).where(devices.c.id == device_id(app, auth))
+        ).scalar_one()
+    return float(found)
+
+
+def post(client: FlaskClient, auth: dict[str, str], payload: dict[str, Any]) -> tuple[int, str]:
+    """Upload ``payload``; the status and the Retry-After header ("" without one)."""
+    response = client.post("/v1/aggregates", json=payload, headers=auth)
+    return response.status_code, response.headers.get("Retry-After", "")
 
 
 def device_id(app: Flask, auth: dict[str, str]) -> str:
@@ -111,51 +126,67 @@ class StoreContract:
         upload = validate_upload(valid_payload(), T0)
         twice = Outcome("o", 1.0, 0.0)
         broken = dataclasses.replace(upload, outcomes=(twice, twice))
-        owner = device_id(app, auth)
+        token_hash = hash_token(auth["Authorization"].split()[1])
+        full, owner = rate_tat(app, auth), device_id(app, auth)
 
         def write() -> None:  # the ingest view's transaction, with an outcome that must fail
             with engine(app).connect() as conn, conn.begin():
-                store.log_upload(conn, owner, T0)
+                assert store.charge_upload(conn, token_hash, T0, 20) == owner
                 store.insert_upload(conn, owner, broken, T0)
 
         with pytest.raises(IntegrityError):
             write()
-        assert count(app, aggregates) == count(app, outcomes) == count(app, uploads_log) == 0
+        assert count(app, aggregates) == count(app, outcomes) == 0
+        assert rate_tat(app, auth) == full  # the charge was rolled back too
 
     def test_a_refused_upload_stores_nothing(
         self, app: Flask, client: FlaskClient, auth: dict[str, str]
     ) -> None:
+        full = rate_tat(app, auth)
         bad = valid_payload(features=[0.0])
         assert client.post("/v1/aggregates", json=bad, headers=auth).status_code == 422
-        assert count(app, aggregates) == count(app, outcomes) == count(app, uploads_log) == 0
+        assert count(app, aggregates) == count(app, outcomes) == 0
+        assert rate_tat(app, auth) == full
 
     # Rate limit -----------------------------------------------------------------------------
 
-    def test_rate_limit_per_device_per_hour_with_retry_after(
+    def test_a_burst_of_the_limit_then_one_upload_per_interval(
         self, make_app: MakeApp, clock: ManualClock
     ) -> None:
-        app = make_app(RATE_LIMIT_UPLOADS_PER_HOUR=3)
+        app = make_app(RATE_LIMIT_UPLOADS_PER_HOUR=3)  # one upload back every 1200 s
         with app.app_context():
             init_db()
         client = app.test_client()
         auth, other = register(client), register(client)
-        for _ in range(3):
-            assert (
-                client.post("/v1/aggregates", json=valid_payload(), headers=auth).status_code == 201
-            )
-            clock.advance(600)
+        assert [post(client, auth, valid_payload())[0] for _ in range(3)] == [201] * 3
         limited = client.post("/v1/aggregates", json=valid_payload(), headers=auth)
         assert limited.status_code == 429
         assert limited.json["error"]["code"] == "rate_limited"  # type: ignore[index]
-        assert limited.headers["Retry-After"] == str(3600 - 1800)
-        # Another device is not affected, and a duplicate of a stored upload still counts.
-        assert client.post("/v1/aggregates", json=valid_payload(), headers=other).status_code == 201
-        clock.advance(1800)  # the first upload leaves the window
-        assert client.post("/v1/aggregates", json=valid_payload(), headers=auth).status_code == 201
-        assert client.post("/v1/aggregates", json=valid_payload(), headers=auth).status_code == 429
-        assert count(app, aggregates) == 5
+        assert "retry in 1200 seconds" in limited.json["error"]["message"]  # type: ignore[index]
+        assert limited.headers["Retry-After"] == "1200"
+        # Another device is not affected.
+        assert post(client, other, valid_payload()) == (201, "")
+        clock.advance(1199)
+        assert post(client, auth, valid_payload()) == (429, "1")
+        clock.advance(1)  # one upload refilled, and only one
+        assert post(client, auth, valid_payload()) == (201, "")
+        assert post(client, auth, valid_payload()) == (429, "1200")
+        clock.advance(2 * 3600)  # an idle spell refills the bucket up to the burst, no further
+        assert [post(client, auth, valid_payload())[0] for _ in range(4)] == [201] * 3 + [429]
+        assert count(app, aggregates) == 3 + 1 + 1 + 3
 
-    def test_replays_count_and_refused_uploads_do_not(self, make_app: MakeApp) -> None:
+    def test_a_limit_that_does_not_divide_the_hour_allows_its_whole_burst(
+        self, make_app: MakeApp
+    ) -> None:
+        app = make_app(RATE_LIMIT_UPLOADS_PER_HOUR=7)  # 514.29 s per upload, inexact in binary
+        with app.app_context():
+            init_db()
+        client = app.test_client()
+        auth = register(client)
+        assert [post(client, auth, valid_payload())[0] for _ in range(7)] == [201] * 7
+        assert post(client, auth, valid_payload()) == (429, "515")
+
+    def test_replays_and_refused_uploads_are_not_charged(self, make_app: MakeApp) -> None:
         app = make_app(RATE_LIMIT_UPLOADS_PER_HOUR=2)
         with app.app_context():
             init_db()
@@ -164,9 +195,14 @@ class StoreContract:
         payload = valid_payload()
         for _ in range(5):
             assert client.post("/v1/aggregates", json={}, headers=auth).status_code == 422
-        assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 201
-        assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 200
-        assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 429
+        assert post(client, auth, payload) == (201, "")
+        for _ in range(3):
+            assert post(client, auth, payload) == (200, "")
+        assert post(client, auth, valid_payload()) == (201, "")
+        assert post(client, auth, valid_payload()) == (429, "1800")
+        # The rate limit is checked before the duplicate: an empty bucket refuses a replay too.
+        assert post(client, auth, payload) == (429, "1800")
+        assert count(app, aggregates) == 2
 
     def test_rate_limit_holds_across_workers_and_concurrent_requests(
         self, make_app: MakeApp
@@ -189,12 +225,13 @@ class StoreContract:
             thread.start()
         for thread in threads:
             thread.join()
-        assert sorted(set(statuses)) in ([200, 201, 429], [201, 429])
-        assert statuses.count(201) + statuses.count(200) == 5
-        assert statuses.count(429) == 7
-        stored = count(workers[1], aggregates)
-        assert stored == statuses.count(201)
-        assert count(workers[1], uploads_log) == 5
+        # Nine distinct uploads for a burst of five: exactly five stored, whichever they are;
+        # a replay is answered 200 (not charged) or 429 (no upload left), never stored again.
+        assert set(statuses) <= {200, 201, 429}
+        assert statuses.count(201) == 5
+        assert statuses.count(200) + statuses.count(429) == 7
+        assert count(workers[1], aggregates) == 5
+        assert rate_tat(workers[1], auth) == T0 + 5 * 720  # five charges, none refunded twice
 
     # Isolation and erasure ------------------------------------------------------------------
 
@@ -222,7 +259,7 @@ class StoreContract:
             client.post("/v1/aggregates", json=valid_payload(), headers=auth)
         gone = client.delete("/v1/devices/me", headers=auth)
         assert (gone.status_code, gone.data, gone.content_type) == (204, b"", None)
-        for table in (devices, aggregates, outcomes, uploads_log):
+        for table in (devices, aggregates, outcomes):
             assert count(app, table) == 0, table.name
         for method, path in (("delete", "/v1/devices/me"), ("post", "/v1/aggregates")):
             response = getattr(client, method)(path, json=valid_payload(), headers=auth)
@@ -260,6 +297,28 @@ class StoreContract:
         with pytest.raises(SchemaError, match="upgrade edgepersona"):
             migrate(engine(app))
 
+    def test_a_version_3_database_is_upgraded_keeping_its_devices(self, make_app: MakeApp) -> None:
+        app = make_app()
+        token = secrets.token_urlsafe(32)
+        with engine(app).begin() as conn:
+            for step in MIGRATIONS[:3]:
+                step(conn)
+            conn.execute(insert(schema_version).values(version=3))
+            conn.execute(
+                text("INSERT INTO devices (id, token_sha256, created_at) VALUES ('d', :t, :at)"),
+                {"t": hash_token(token), "at": T0},
+            )
+            conn.execute(
+                text("INSERT INTO uploads_log (device_id, at) VALUES ('d', :at)"), {"at": T0}
+            )
+        assert migrate(engine(app)) == 3
+        with engine(app).connect() as conn:
+            assert not inspect(conn).has_table("uploads_log")
+            assert conn.execute(select(devices.c.rate_tat)).scalar_one() == 0.0  # a full bucket
+        auth = {"Authorization": f"Bearer {token}"}
+        assert post(app.test_client(), auth, valid_payload()) == (201, "")
+        assert count(app, aggregates, device_id="d") == 1
+
     def test_init_db_command_and_health_before_and_after(self, make_app: MakeApp) -> None:
         app = make_app()
         client = app.test_client()
@@ -285,7 +344,7 @@ class StoreContract:
                     outcomes.c.persona, outcomes.c.offer, outcomes.c.accepted, outcomes.c.dismissed
                 ).order_by(outcomes.c.offer)
             ).all()
-        assert count(app, uploads_log) == 1
+        assert rate_tat(app, auth) == T0 + 3600 / 20  # one upload charged
         assert [tuple(row) for row in stored] == [
             (payload["persona"], o["offer"], o["accepted"], o["dismissed"])
             for o in payload["outcomes"]
