@@ -35,15 +35,14 @@ def current() -> Response:
     token_sha256 = bearer_token_sha256()
     db = get_db()
     with db.begin():
-        manifest = registry.current_for(db, _device_id(db, token_sha256))
-    if manifest is None:
+        served = registry.current_for(db, _device_id(db, token_sha256))
+    if served is None:
         _count_manifest("204", "none")
         return _empty(204)
-    etag = registry.manifest_etag(manifest)
-    unchanged = request.if_none_match.contains_weak(etag)
-    _count_manifest("304" if unchanged else "200", str(manifest["version"]))
-    response = _empty(304) if unchanged else jsonify(manifest)
-    response.set_etag(etag)
+    unchanged = request.if_none_match.contains_weak(served.etag)
+    _count_manifest("304" if unchanged else "200", str(served.version))
+    response = _empty(304) if unchanged else jsonify(served.manifest())
+    response.set_etag(served.etag)
     # The answer depends on who asks: no shared cache may keep it, and a device revalidates.
     response.headers["Cache-Control"] = "private, no-cache"
     return response

@@ -17,13 +17,15 @@ server decides who runs a version (``current_for``, by ``backend.rollout``).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from edgepersona.sdk._bundle import FILES, MAX_FILE_BYTES, from_files
 from edgepersona.sdk._signing import canonical_manifest
@@ -36,6 +38,7 @@ from .schema import models
 
 __all__ = [
     "ROLLBACK_PERCENT",
+    "Served",
     "bundle_files",
     "current_for",
     "list_models",
@@ -49,6 +52,12 @@ __all__ = [
 # to every device at once (a staged rollback would leave the bad version running).
 ROLLBACK_PERCENT = 100
 _PG_LOCK_KEY = 0x6570_7267  # "eprg": serialises version numbering across workers
+_ROLLED_OUT = (
+    select(models.c.version, models.c.rollout_percent)
+    .where(models.c.rollout_percent > 0)
+    .order_by(models.c.version.desc())
+)
+_MANIFEST = select(models.c.manifest).where(models.c.version == bindparam("version"))
 
 
 def publish(
@@ -155,24 +164,31 @@ def list_models(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def current_for(conn: Connection, device_id: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Served:
+    """The signed manifest a device should run, as stored, and its entity tag."""
+
+    version: int
+    manifest_json: str  # the signed manifest as the registry stored it (JSON text)
+    etag: str  # unquoted: the SHA-256 of its canonical form
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, parsed afresh (the caller may change it)."""
+        parsed: dict[str, Any] = json.loads(self.manifest_json)
+        return parsed
+
+
+def current_for(conn: Connection, device_id: str) -> Served | None:
     """The signed manifest of the newest version whose rollout includes ``device_id``, or None.
 
     A version at 100% includes everyone, so nothing older than the newest such version is
     ever looked at.
     """
-    rolled_out = conn.execute(
-        select(models.c.version, models.c.rollout_percent)
-        .where(models.c.rollout_percent > 0)
-        .order_by(models.c.version.desc())
-    )
+    rolled_out = conn.execute(_ROLLED_OUT)
     for version, percent in rolled_out:
         if in_rollout(device_id, version, percent):
-            found = conn.execute(
-                select(models.c.manifest).where(models.c.version == version)
-            ).scalar_one()
-            manifest: dict[str, Any] = json.loads(found)
-            return manifest
+            found: str = conn.execute(_MANIFEST, {"version": version}).scalar_one()
+            return Served(version, found, _stored_manifest_etag(found))
     return None
 
 
@@ -195,6 +211,15 @@ def bundle_files(conn: Connection, version: int) -> dict[str, bytes] | None:
 def manifest_etag(manifest: dict[str, Any]) -> str:
     """The entity tag of a manifest (unquoted): the SHA-256 of its canonical form."""
     return hashlib.sha256(canonical_manifest(manifest)).hexdigest()
+
+
+# Keyed by the stored text itself, so an entry can never go stale: a publish, promote or
+# rollback stores different text (another version or share, a new signature), which is another
+# key, on every worker. Polling devices mostly ask for the same one or two manifests, and
+# canonicalising one (310 numbers formatted in Python) is most of a 304's cost.
+@functools.lru_cache(maxsize=16)
+def _stored_manifest_etag(manifest_json: str) -> str:
+    return manifest_etag(json.loads(manifest_json))
 
 
 def _checked_manifest(files: dict[str, bytes], now: float) -> dict[str, Any]:

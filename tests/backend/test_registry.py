@@ -176,7 +176,7 @@ class RegistryContract:
         assert verify_manifest(promoted.json, [public_key]) is None  # re-signed
         ids = [f"device-{i:03d}" for i in range(200)]
         with engine(app).connect() as conn:
-            got = {d: registry.current_for(conn, d)["version"] for d in ids}  # type: ignore[index]
+            got = {d: registry.current_for(conn, d).version for d in ids}  # type: ignore[union-attr]
         expected = {d: 2 if in_rollout(d, 2, 30) else 1 for d in ids}
         assert got == expected
         assert 30 <= sum(v == 2 for v in got.values()) <= 90  # a sample, not all or none
@@ -244,6 +244,27 @@ class RegistryContract:
         promote(client, 2, 100)
         changed = client.get("/v1/models/current", headers={**auth, "If-None-Match": f'"{etag}"'})
         assert changed.status_code == 200 and changed.json["version"] == 2
+
+    def test_a_promote_changes_the_etag_seen_by_every_worker(
+        self, make_app: MakeApp, app: Flask, client: FlaskClient
+    ) -> None:
+        other_worker = make_app(
+            ADMIN_API_KEY=ADMIN_KEY, SIGNING_KEY_PATH=app.config["SIGNING_KEY_PATH"]
+        )
+        publish(client, default_files())
+        promote(client, 1, 60)
+        auth = register(client)
+        while not in_rollout(device_id(app, auth), 1, 60):
+            auth = register(client)
+        before = other_worker.test_client().get("/v1/models/current", headers=auth)
+        assert before.status_code == 200 and before.json["rollout"] == {"percent": 60}
+        promote(client, 1, 100)  # the same version, re-signed with its new share
+        after = other_worker.test_client().get(
+            "/v1/models/current", headers={**auth, "If-None-Match": before.headers["ETag"]}
+        )
+        assert after.status_code == 200 and after.json["rollout"] == {"percent": 100}
+        etag = hashlib.sha256(canonical_manifest(after.json)).hexdigest()
+        assert after.headers["ETag"] == f'"{etag}"' != before.headers["ETag"]
 
     def test_the_downloaded_bundle_verifies_and_loads(
         self, client: FlaskClient, auth: dict[str, str], public_key: bytes, tmp_path: Path
