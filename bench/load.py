@@ -87,6 +87,7 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C: the ExitStack stops the servers and drops the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_before = os.getloadavg()
+    code = code_state()  # before the run: other helpers may commit while it lasts
     started = time.monotonic()
     postgres = None if args.no_postgres else backend_bench._postgres_server()
     if postgres is None and not args.no_postgres:
@@ -119,7 +120,7 @@ def main() -> None:
             ],
         },
         "versions": _versions(postgres),
-        "code": code_state(),
+        "code": code,
         "settings": {
             "devices": args.devices,
             "sdk_devices": args.sdk_devices,

@@ -64,6 +64,7 @@ def main() -> None:
     weeks = max(1, min(52, -(-args.days // 7)))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the server
     started = time.monotonic()
+    code = code_state()  # before the run: other helpers may commit while it lasts
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ep-soak-")))
         url, public_key = _serve(stack, tmp)
@@ -86,7 +87,7 @@ def main() -> None:
             "sqlite": sqlite3.sqlite_version,
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
-        "code": code_state(),
+        "code": code,
         "setup": {
             "days": weeks * 7,
             "weeks": weeks,
