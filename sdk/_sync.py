@@ -429,7 +429,7 @@ class Syncer:
             total = db.execute("SELECT COALESCE(SUM(epsilon), 0) FROM privacy_budget").fetchone()[0]
             return spent, total
 
-        spent, total = self._store.read(read)
+        spent, total = self._store.read_committed(read)
         drops = {
             key.removeprefix("sync.dropped."): int(value)
             for key, value in state.items()
@@ -456,7 +456,7 @@ class Syncer:
         }
 
     def last_upload(self) -> dict[str, Any] | None:
-        row = self._store.read(
+        row = self._store.read_committed(
             lambda db: db.execute(
                 "SELECT payload, sent_at, bytes FROM uploads_sent ORDER BY sent_at DESC, week DESC "
                 "LIMIT 1"

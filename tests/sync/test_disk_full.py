@@ -169,6 +169,9 @@ def test_sync_on_a_full_disk_reports_it_loses_nothing_and_delivers_once_there_is
     assert spent_weeks(small_disk) == ["2026-W10"]
     assert network.sent[requests_before:] == []
     assert sdk.decide("home", ["coffee_to_go", "flash_sale"]).personalized
+    # The decision waits in the buffer, which cannot be written; the status still reads.
+    status = sdk.sync_status()
+    assert status["pending"] == 1 and status["epsilon"]["spent_all_time"] == 1.0
     assert sdk.sync(force=True).status == "storage_error"  # tried again: the same answer
 
     small_disk.free()
