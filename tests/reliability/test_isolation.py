@@ -6,14 +6,22 @@ could (B's device id in the query, the body and a header; B's exact upload repla
 token's hash as a credential), and finally erases itself: B's rows are byte for byte what they
 were and B's token still works. Every admin operation refuses A's token. Throughout, every log
 record of the process (the app's loggers, werkzeug's access log) and the devices' own sync
-logs are searched for the tokens, the admin key and the signing key: none appears.
+logs are searched for the tokens, the admin key and the signing key: none appears. The same
+search runs over gunicorn's access and debug-level error log, with the service run as an
+operator would run it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +29,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from edgepersona.backend.db import engine
-from edgepersona.sdk import ManualClock
+from edgepersona.backend import create_app
+from edgepersona.backend.db import engine, init_db
+from edgepersona.backend.keys import generate_keypair
+from edgepersona.sdk import EdgePersona, ManualClock
 
+from ..backend.test_metrics_gunicorn import wait_until_ready
 from ..sync.conftest import ADMIN_KEY, Backend, DeviceNetwork, OpenDevice, syncing_device
 from ..sync.test_model_updates import release
 from .conftest import Figures
@@ -164,5 +175,91 @@ def check_no_secret_logged(
         stored = "\n".join(str(tuple(row)) for row in conn.execute(text("SELECT * FROM devices")))
     leaks = [secret[:6] + "..." for secret in secrets if secret in logged or secret in stored]
     figures.add("isolation", "log_records_searched", len(records))
+    figures.add("isolation", "secrets_found_in_logs", len(leaks))
+    assert leaks == []
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    """The backend under gunicorn as an operator would run it, with its access log and a
+    debug-level error log in one file; its URL, the log and the secrets it was given."""
+    database = f"sqlite:///{tmp_path / 'gunicorn.db'}"
+    private = tmp_path / "server-key.pem"
+    generate_keypair(private, tmp_path / "server-key.pub.json")
+    admin_key = "gunicorn-admin-key-" + "7" * 24
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPERSONA_")}
+    env |= {
+        "EDGEPERSONA_DATABASE_URL": database,
+        "EDGEPERSONA_ADMIN_API_KEY": admin_key,
+        "EDGEPERSONA_SIGNING_KEY_PATH": str(private),
+    }
+    app = create_app({"DATABASE_URL": database})
+    with app.app_context():
+        init_db()
+    engine(app).dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "gunicorn.log"
+    command = [
+        *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"),
+        *("--access-logfile", str(log), "--error-logfile", str(log), "--log-level", "debug"),
+        "--capture-output",
+        "edgepersona.backend:create_app()",
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process)
+        pem = [line for line in private.read_text().splitlines() if "-----" not in line]
+        yield url, log, [admin_key, *pem]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_gunicorn_logs_hold_no_token_admin_key_or_signing_key(
+    gunicorn: tuple[str, Path, list[str]], tmp_path: Path, figures: Figures
+) -> None:
+    url, log, secrets = gunicorn
+    admin = {"Authorization": f"Bearer {secrets[0]}"}
+    # A real device syncs one week against the server's real clock.
+    now = time.time()
+    clock = ManualClock(now - 8 * 86400)
+    with EdgePersona.open(tmp_path / "g", "com.example.shop", clock=clock, backend_url=url) as sdk:
+        for purpose in ("personalization", "sync"):
+            sdk.consent.grant(purpose)
+        start = clock.time()
+        for day in range(6):
+            clock.set(start + day * 86400)
+            sdk.track_app("com.whatsapp")
+        clock.set(now)
+        assert sdk.sync().status == "synced"
+    with sqlite3.connect(tmp_path / "g" / "edgepersona.db") as conn:
+        (token,) = conn.execute("SELECT value FROM settings WHERE key = 'sync.token'").fetchone()
+    device = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, timeout=30) as client:
+        answers = [
+            client.get("/v1/admin/models", headers=device),  # 403
+            client.get("/v1/admin/models", headers={"Authorization": f"Bearer {token}x"}),
+            client.post("/v1/aggregates", headers=device, content=b"{not json"),  # 415
+            client.post(
+                "/v1/aggregates", headers=device, json={"week": token}
+            ),  # 422, the token in a bad field
+            client.get("/v1/models/7/bundle", headers=device),  # 404
+            client.post("/v1/admin/models/7/promote", headers=admin, json={"percent": 5}),
+            client.get("/v1/admin/models", headers=admin),
+            client.get("/v1/models/current", headers={"Authorization": secrets[0]}),
+            client.delete("/v1/devices/me", headers=device),
+            client.delete("/v1/devices/me", headers=device),  # 401: gone
+        ]
+    assert all(answer.status_code < 500 for answer in answers)
+    logged = log.read_text()
+    assert "/v1/aggregates" in logged and "DEBUG" in logged.upper(), "nothing was logged"
+    leaks = [secret[:6] + "..." for secret in [token, *secrets] if secret in logged]
+    figures.add("isolation", "gunicorn_log_lines_searched", len(logged.splitlines()))
     figures.add("isolation", "secrets_found_in_logs", len(leaks))
     assert leaks == []
