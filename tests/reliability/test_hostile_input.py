@@ -269,10 +269,10 @@ def test_open_refuses_hostile_arguments_only_as_documented(
     try:
         sdk = EdgePersona.open(
             data_dir,
-            app_id,  # type: ignore[arg-type]
-            tz=tz,  # type: ignore[arg-type]
-            backend_url=backend_url,  # type: ignore[arg-type]
-            public_key=public_key,  # type: ignore[arg-type]
+            app_id,
+            tz=tz,
+            backend_url=backend_url,
+            public_key=public_key,
             clock=ManualClock(T0),
         )
     except ALLOWED:
@@ -426,7 +426,7 @@ def test_an_int_beyond_the_float_range_is_an_invalid_signal(device: EdgePersona)
 @pytest.mark.parametrize("days", [math.inf, 1e308, 2**63])
 def test_daily_counts_refuses_an_absurd_number_of_days(device: EdgePersona, days: float) -> None:
     with pytest.raises(ValueError, match="days"):
-        device.daily_counts(days)  # type: ignore[arg-type]
+        device.daily_counts(days)
 
 
 @pytest.mark.xfail(
