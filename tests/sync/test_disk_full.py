@@ -225,3 +225,27 @@ def test_a_model_update_that_cannot_be_written_is_refused_then_fetched_again(
     assert "No space left on device" in sdk.model_status()["history"][1]["reason"]
     assert decide_times(sdk, 4) == [1, 1, 1, 2]
     assert len(server_uploads(backend)) == 1
+
+
+def test_a_swap_that_cannot_be_written_waits_and_decide_keeps_serving(
+    device_on_disk: Callable[..., EdgePersona],
+    small_disk: SmallDisk,
+    clock: ManualClock,
+    backend: Backend,
+) -> None:
+    sdk = device_on_disk(sync_settings=SHADOW)
+    live_a_week(sdk, clock)
+    release(backend, 2)
+    assert sdk.sync().model == "shadow v2 0/3"
+    small_disk.fill(device_db(small_disk))
+    # The shadow run ends on the third decision, but the swap cannot be written: no decision
+    # fails, the bundle in use keeps serving, and v2 stays in shadow.
+    assert decide_times(sdk, 5) == [1, 1, 1, 1, 1]
+    status = sdk.model_status()
+    assert status["version"] == 1 and status["shadow"]["version"] == 2
+    assert "database or disk is full" in status["download"]["adopt_error"]
+
+    small_disk.free()
+    assert decide_times(sdk, 2) == [1, 2]  # the next decision writes the swap, then makes it
+    assert events(sdk) == [(2, "shadow"), (2, "adopted")]
+    assert "adopt_error" not in sdk.model_status()["download"]
