@@ -45,9 +45,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import _backend_load as servers
 from _backend_retrain import base_fleet
@@ -62,6 +63,7 @@ from edgepersona.backend.keys import generate_keypair, load_public_key
 from edgepersona.edge_models.bundle import DEFAULT_BUNDLE_DIR
 from edgepersona.sdk._uploads import iso_week
 
+T = TypeVar("T")
 GOALS = {"devices_min": 5000, "lost": 0, "doubled": 0, "stored_unacknowledged": 0}
 
 
@@ -85,7 +87,7 @@ def main() -> None:
     if args.sdk_devices > args.devices or not 1 <= args.weeks <= 50:
         sys.exit("--sdk-devices must be at most --devices, and --weeks between 1 and 50")
     # SIGTERM unwinds like Ctrl-C: the ExitStack stops the servers and drops the database.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     load_before = os.getloadavg()
     code = code_state()  # before the run: other helpers may commit while it lasts
     started = time.monotonic()
@@ -182,17 +184,19 @@ def _run(
     )
     began, client_cpu = time.monotonic(), time.process_time()
     traffic, rounds = asyncio.run(
-        run_light_fleet(
-            url,
-            light,
-            weeks,
-            personas=personas,
-            offers=offers,
-            concurrency=args.concurrency,
-            deadline=began + args.seconds,
-            drain_s=args.drain,
-            time_scale=args.retry_time_scale,
-            timeout_s=args.timeout,
+        _cancelled_by_sigterm(
+            run_light_fleet(
+                url,
+                light,
+                weeks,
+                personas=personas,
+                offers=offers,
+                concurrency=args.concurrency,
+                deadline=began + args.seconds,
+                drain_s=args.drain,
+                time_scale=args.retry_time_scale,
+                timeout_s=args.timeout,
+            )
         )
     )
     light_seconds = time.monotonic() - began
@@ -229,6 +233,29 @@ def _run(
             "note": "PostgreSQL's own processes are not counted (other sessions share them)",
         },
     }
+
+
+def _exit_on_sigterm(*_: object) -> None:
+    sys.exit(143)
+
+
+async def _cancelled_by_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """``work``, cancelled by SIGTERM through the event loop: a handler raising SystemExit
+    may land in an object's ``__del__`` while asyncio collects transports, where Python
+    ignores it and the run goes on. The exit then happens outside the loop."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    stopped = []
+    loop.add_signal_handler(signal.SIGTERM, lambda: (stopped.append(True), task.cancel()))
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stopped:
+            raise SystemExit(143) from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)  # it restores SIG_DFL: ours again
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 def _cpu_seconds_of_server(port: int | None) -> float | None:
