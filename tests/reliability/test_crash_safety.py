@@ -6,12 +6,15 @@ queueing, of a POST the server may or may not have stored, and of the queue's bo
 After every kill: the database passes ``integrity_check``, every row the child reported
 committed is there, and every week whose privacy budget was spent is either still queued or
 on the server, never twice; a queued week the server already holds carries the same
-``upload_id``, so its resend is counted once. At the end the device is reopened, syncs, and
-the server holds exactly one upload per spent week.
+``upload_id``, so its resend is counted once; every model bundle kept on disk is a whole zip
+(the server releases a new model every few runs, so kills land in downloads and swaps too).
+At the end the device is reopened and syncs: the server holds exactly one upload per spent
+week, and no kept bundle was found damaged at start.
 """
 
 from __future__ import annotations
 
+import base64
 import random
 import signal
 import sqlite3
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -29,9 +33,11 @@ from edgepersona.sdk import EdgePersona, ManualClock
 
 from ..conftest import T0
 from ..sync.conftest import WEEK, Backend
+from ..sync.test_model_updates import release
 from .conftest import Figures
 
 RUNS = 24
+RELEASE_EVERY = 4  # runs between model releases: v2 to v7
 SEED = 20261124
 CHILD = textwrap.dedent(
     """
@@ -40,19 +46,23 @@ CHILD = textwrap.dedent(
     from edgepersona.sdk import EdgePersona, ManualClock, Settings, SyncSettings
 
     DAY = 86400.0
-    data_dir, url, now = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+    data_dir, url, now, key = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
     # Raw rows are kept past the device's whole simulated life, so none leaves by retention.
     i = 0
     if (data_dir / "edgepersona.db").exists():  # carry on after the last committed day
         with sqlite3.connect(data_dir / "edgepersona.db") as conn:
-            top, last = conn.execute("SELECT MAX(value), MAX(ts) FROM events").fetchone()
+            top, last = conn.execute(
+                "SELECT MAX(value), MAX(ts) FROM events WHERE name = 'tick'"
+            ).fetchone()
         if top is not None:
             i, now = int(top) + 1, last + DAY
     clock = ManualClock(now)
     sdk = EdgePersona.open(
-        data_dir, "crash-test", clock=clock, tz="UTC", backend_url=url,
+        data_dir, "crash-test", clock=clock, tz="UTC", backend_url=url, public_key=key,
         settings=Settings(flush_interval_s=0.005, flush_max_rows=7, retention_days=400),
-        sync_settings=SyncSettings(interval_s=60, backoff_base_s=1, backoff_cap_s=2),
+        sync_settings=SyncSettings(
+            interval_s=60, backoff_base_s=1, backoff_cap_s=2, shadow_decisions=2
+        ),
     )
     for purpose in ("personalization", "sync"):
         sdk.consent.grant(purpose)
@@ -64,7 +74,9 @@ CHILD = textwrap.dedent(
         sdk.flush()
         print("committed", i, flush=True)  # every value below i is committed
         result = sdk.sync(force=True)
-        print("synced", result.status, result.sent, flush=True)
+        print("synced", result.status, result.sent, result.model, flush=True)
+        for _ in range(2):  # the shadow of a downloaded model runs, then takes over
+            sdk.decide("home", ["coffee_to_go", "flash_sale"])
         clock.advance(DAY)
     """
 )
@@ -87,17 +99,29 @@ def device_uploads(db: Path) -> tuple[set[str], dict[str, str], set[float]]:
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         spent = {w for (w,) in conn.execute("SELECT week FROM privacy_budget")}
         queued = dict(conn.execute("SELECT week, upload_id FROM upload_queue").fetchall())
-        values = {v for (v,) in conn.execute("SELECT value FROM events")}
+        values = {v for (v,) in conn.execute("SELECT value FROM events WHERE name = 'tick'")}
     return spent, queued, values
 
 
-def run_until_killed(data_dir: Path, url: str, rng: random.Random) -> tuple[int, int, int | None]:
+def readable_zip(path: Path) -> bool:
+    """A kept bundle is whole: a kill during its write must leave the old file or the new."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except zipfile.BadZipFile:
+        return False
+
+
+def run_until_killed(
+    data_dir: Path, backend: Backend, rng: random.Random
+) -> tuple[int, int, int | None]:
     """One child run killed after a random number of lines and a random pause.
 
     Returns the committed count it reported, the lines read and the child's exit code.
     """
+    key = base64.b64encode(backend.public_key).decode()
     process = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir), url, repr(T0)],
+        [sys.executable, "-c", CHILD, str(data_dir), backend.url, repr(T0), key],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -130,15 +154,19 @@ def test_sigkill_while_tracking_and_syncing_loses_and_doubles_nothing(
     db = data_dir / "edgepersona.db"
     committed_floor = 0  # values below this were reported committed in some run
     seen_queued: dict[str, str] = {}  # every upload id ever seen waiting in the queue
-    lost_rows = lost_uploads = doubled = mismatched = 0
-    for _ in range(RUNS):
-        committed, lines, code = run_until_killed(data_dir, backend.url, rng)
+    lost_rows = lost_uploads = doubled = mismatched = damaged = 0
+    for run in range(RUNS):
+        if run % RELEASE_EVERY == 0:  # a new model to download, keep and swap in
+            release(backend, 2 + run // RELEASE_EVERY)
+        committed, lines, code = run_until_killed(data_dir, backend, rng)
         assert code == -signal.SIGKILL, "the child died on its own"
         figures.add("crash_safety", "kills")
         figures.add("crash_safety", "child_lines_read", lines)
         if not db.exists():
             continue
         spent, queued, values = device_uploads(db)
+        kept_bundles = sorted((data_dir / "bundles").glob("*.zip"))
+        damaged += sum(not readable_zip(path) for path in kept_bundles)
         on_server = Counter(week for week, _ in server_uploads(backend))
         server_ids = dict(server_uploads(backend))
         expected = set(map(float, range(max(committed_floor, committed))))
@@ -157,12 +185,21 @@ def test_sigkill_while_tracking_and_syncing_loses_and_doubles_nothing(
     # Recovery: the app starts again on a later day and syncs until the queue is empty.
     last_day = T0 + committed_floor // 23 * 86400 + 2 * WEEK  # the child tracks 23 a day
     with EdgePersona.open(
-        data_dir, "crash-test", clock=ManualClock(last_day), tz="UTC", backend_url=backend.url
+        data_dir,
+        "crash-test",
+        clock=ManualClock(last_day),
+        tz="UTC",
+        backend_url=backend.url,
+        public_key=backend.public_key,
     ) as sdk:
         for _ in range(3):
             if sdk.sync(force=True).status in ("synced", "nothing_to_send"):
                 break
         assert sdk.sync_status()["pending"] == 0
+        # The kept bundles all loaded at start (a damaged one is recorded as rejected).
+        history = sdk.model_status()["history"]
+        damaged += sum("at start" in (h["reason"] or "") for h in history)
+        adopted = {h["version"] for h in history if h["event"] == "adopted"}
     spent, queued, _values = device_uploads(db)
     stored = server_uploads(backend)
     weeks = Counter(week for week, _ in stored)
@@ -174,7 +211,10 @@ def test_sigkill_while_tracking_and_syncing_loses_and_doubles_nothing(
     figures.add("crash_safety", "rows_lost", lost_rows)
     figures.add("crash_safety", "uploads_lost", lost_uploads)
     figures.add("crash_safety", "uploads_doubled", doubled + mismatched)
-    assert (lost_rows, lost_uploads, doubled, mismatched) == (0, 0, 0, 0)
+    figures.add("crash_safety", "models_adopted", len(adopted))
+    figures.add("crash_safety", "bundles_damaged", damaged)
+    assert (lost_rows, lost_uploads, doubled, mismatched, damaged) == (0, 0, 0, 0, 0)
+    assert len(adopted) >= 2, "the device adopted too few models for the test to mean much"
     assert queued == {}
     assert len(spent) >= 5, "too few weeks were uploaded for the test to mean anything"
     assert set(weeks) == spent
