@@ -194,11 +194,15 @@ class Syncer:
             )
         self._queue_week(now)
         trimmed = self._store.write(
-            lambda conn: uploads.trim_queue(conn, self.settings.max_queued, self._oldest_week(now))
+            partial(
+                uploads.trim_queue,
+                max_uploads=self.settings.max_queued,
+                oldest_week=self._oldest_week(now),
+                now=now,
+            )
         )
         if trimmed:
             progress.dropped["queue_full"] = trimmed
-            self._count_drop("queue_full", trimmed, f"{trimmed} oldest uploads")
         try:
             with httpx.Client(
                 base_url=url, transport=self.transport, timeout=self.settings.timeout_s
@@ -270,7 +274,7 @@ class Syncer:
     def _send(self, client: httpx.Client, headers: dict[str, str], progress: _Progress) -> None:
         for upload_id, _week, payload in self._store.read_committed(uploads.pending):
             # Counted before sending: a store that cannot count it could not record the answer.
-            self._store.write(partial(_count_attempt, upload_id=upload_id))
+            self._store.write(partial(uploads.count_attempt, upload_id=upload_id))
             response = self._request(
                 client,
                 "POST",
@@ -281,12 +285,12 @@ class Syncer:
             code = response.status_code
             now = self._clock.time()
             if 200 <= code < 300:
-                self._store.write(partial(_sent, upload_id=upload_id, now=now))
+                self._store.write(partial(uploads.record_sent, upload_id=upload_id, now=now))
                 progress.sent += 1
             elif code in DROP_STATUSES:
                 reason = DROP_STATUSES[code]
                 forget = code in FORGET_REGISTRATION
-                record = _forgotten if forget else _dropped
+                record = _forgotten if forget else uploads.drop_upload
                 detail = f"{upload_id}: {response.text[:200]}"
                 self._store.write(
                     partial(record, upload_id=upload_id, reason=reason, detail=detail, now=now)
@@ -468,7 +472,7 @@ class Syncer:
 
     def forget(self) -> None:
         """``sync`` was revoked: purge the queue (what was sent stays listed for the user)."""
-        self._store.write(partial(_purge, now=self._clock.time()))
+        self._store.write(partial(uploads.purge, now=self._clock.time()))
 
     def registration(self) -> tuple[str | None, str | None]:
         state = self._state()
@@ -487,55 +491,13 @@ class Syncer:
     def _set(self, values: dict[str, str | None]) -> None:
         self._store.write(partial(put_settings, values=values))
 
-    def _count_drop(self, reason: str, n: int, detail: str) -> None:
-        self._store.write(
-            partial(_count_drop, reason=reason, n=n, detail=detail, now=self._clock.time())
-        )
-
-
-def _sent(conn: sqlite3.Connection, upload_id: str, now: float) -> None:
-    uploads.record_sent(conn, upload_id, now)
-    _log(conn, "sent", upload_id, now)
-
-
-def _dropped(
-    conn: sqlite3.Connection, upload_id: str, reason: str, detail: str, now: float
-) -> None:
-    """The server refused the upload for good: it leaves the queue and is counted, at once."""
-    uploads.drop_upload(conn, upload_id)
-    _count_drop(conn, reason, 1, detail, now)
-
 
 def _forgotten(
     conn: sqlite3.Connection, upload_id: str, reason: str, detail: str, now: float
 ) -> None:
-    """401/410: dropped, counted, and the registration forgotten, all at once."""
-    _dropped(conn, upload_id, reason, detail, now)
+    """401/410: the upload dropped and counted, and the registration forgotten, at once."""
+    uploads.drop_upload(conn, upload_id, reason, detail, now)
     put_settings(conn, {"sync.token": None, "sync.device_id": None})
-
-
-def _count_drop(conn: sqlite3.Connection, reason: str, n: int, detail: str, now: float) -> None:
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?, ?) "
-        "ON CONFLICT DO UPDATE SET value = CAST(value AS INTEGER) + ?",
-        (f"sync.dropped.{reason}", str(n), n),
-    )
-    _log(conn, f"dropped.{reason}", detail, now)
-
-
-def _purge(conn: sqlite3.Connection, now: float) -> None:
-    conn.execute("DELETE FROM upload_queue")
-    _log(conn, "purged", "sync consent revoked", now)
-
-
-def _log(conn: sqlite3.Connection, event: str, detail: str | None, now: float) -> None:
-    conn.execute("INSERT INTO sync_log (ts, event, detail) VALUES (?, ?, ?)", (now, event, detail))
-
-
-def _count_attempt(conn: sqlite3.Connection, upload_id: str) -> None:
-    conn.execute(
-        "UPDATE upload_queue SET attempts = attempts + 1 WHERE upload_id = ?", (upload_id,)
-    )
 
 
 def _float(value: str | None) -> float | None:

@@ -7,7 +7,8 @@ app id or time finer than the ISO week is in it, by construction: the builder ta
 else.
 
 Queue: an upload is written with its ``upload_id`` and the week's privacy budget in one
-transaction, and leaves the queue only when the server answered for it. A process killed
+transaction, and leaves the queue only when the server answered for it, in one transaction
+with its log line and, when dropped, its count (so a failed write leaves no half). A process killed
 after the server stored it but before the row was deleted sends the same ``upload_id`` again,
 and the server counts it once. The budget row stays: a week is noised and spent once, so a
 resend never spends more epsilon and a second upload of the same week never exists.
@@ -37,12 +38,14 @@ from .privacy import (
 __all__ = [
     "SENT_KEPT",
     "build_payload",
+    "count_attempt",
     "drop_upload",
     "encode",
     "enqueue",
     "iso_week",
     "pending",
     "previous_week",
+    "purge",
     "record_sent",
     "trim_queue",
     "week_bounds",
@@ -133,8 +136,14 @@ def pending(conn: Any) -> list[tuple[str, str, str]]:
     ).fetchall()
 
 
+def count_attempt(conn: sqlite3.Connection, upload_id: str) -> None:
+    conn.execute(
+        "UPDATE upload_queue SET attempts = attempts + 1 WHERE upload_id = ?", (upload_id,)
+    )
+
+
 def record_sent(conn: sqlite3.Connection, upload_id: str, now: float) -> None:
-    """The server has it: move it from the queue to the short list of sent uploads."""
+    """The server has it: move it from the queue to the short list of sent uploads, logged."""
     conn.execute(
         "INSERT OR REPLACE INTO uploads_sent (upload_id, week, payload, sent_at, bytes) "
         "SELECT upload_id, week, payload, ?, length(CAST(payload AS BLOB)) FROM upload_queue "
@@ -147,18 +156,48 @@ def record_sent(conn: sqlite3.Connection, upload_id: str, now: float) -> None:
         "(SELECT upload_id FROM uploads_sent ORDER BY sent_at DESC, week DESC LIMIT ?)",
         (SENT_KEPT,),
     )
+    _log(conn, "sent", upload_id, now)
 
 
-def drop_upload(conn: sqlite3.Connection, upload_id: str) -> None:
+def drop_upload(
+    conn: sqlite3.Connection, upload_id: str, reason: str, detail: str, now: float
+) -> None:
+    """The server refused the upload for good: it leaves the queue, counted under ``reason``."""
     conn.execute("DELETE FROM upload_queue WHERE upload_id = ?", (upload_id,))
+    _count_drop(conn, reason, 1, detail, now)
 
 
-def trim_queue(conn: sqlite3.Connection, max_uploads: int, oldest_week: str) -> int:
-    """Drop uploads beyond the bound (oldest first) or older than ``oldest_week``; how many."""
+def trim_queue(conn: sqlite3.Connection, max_uploads: int, oldest_week: str, now: float) -> int:
+    """Drop uploads beyond the bound (oldest first) or older than ``oldest_week``; how many.
+
+    Counted as ``queue_full`` in the same transaction.
+    """
     old = conn.execute("DELETE FROM upload_queue WHERE week < ?", (oldest_week,)).rowcount
     over = conn.execute(
         "DELETE FROM upload_queue WHERE upload_id NOT IN "
         "(SELECT upload_id FROM upload_queue ORDER BY week DESC LIMIT ?)",
         (max_uploads,),
     ).rowcount
-    return int(old + over)
+    trimmed = int(old + over)
+    if trimmed:
+        _count_drop(conn, "queue_full", trimmed, f"{trimmed} oldest uploads", now)
+    return trimmed
+
+
+def purge(conn: sqlite3.Connection, now: float) -> None:
+    """``sync`` was revoked: empty the queue (the sent list stays, for the user to see)."""
+    conn.execute("DELETE FROM upload_queue")
+    _log(conn, "purged", "sync consent revoked", now)
+
+
+def _count_drop(conn: sqlite3.Connection, reason: str, n: int, detail: str, now: float) -> None:
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) "
+        "ON CONFLICT DO UPDATE SET value = CAST(value AS INTEGER) + ?",
+        (f"sync.dropped.{reason}", str(n), n),
+    )
+    _log(conn, f"dropped.{reason}", detail, now)
+
+
+def _log(conn: sqlite3.Connection, event: str, detail: str | None, now: float) -> None:
+    conn.execute("INSERT INTO sync_log (ts, event, detail) VALUES (?, ?, ?)", (now, event, detail))
