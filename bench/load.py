@@ -245,12 +245,17 @@ async def _cancelled_by_sigterm(work: Coroutine[Any, Any, T]) -> T:
     ignores it and the run goes on. The exit then happens outside the loop."""
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
-    stopped = []
-    loop.add_signal_handler(signal.SIGTERM, lambda: (stopped.append(True), task.cancel()))
+    stopped = asyncio.Event()
+
+    def stop() -> None:
+        stopped.set()
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
     try:
         return await task
     except asyncio.CancelledError:
-        if stopped:
+        if stopped.is_set():
             raise SystemExit(143) from None
         raise
     finally:

@@ -136,7 +136,7 @@ def _live(
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The phone lives ``weeks`` weeks, syncing every Monday; a sample every month."""
     statuses: Counter[str] = Counter()
-    samples = []
+    samples: list[dict[str, Any]] = []
     began = time.monotonic()
     for week in range(weeks):
         sync_at = _sync_instant(start, week)
