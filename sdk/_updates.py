@@ -302,7 +302,7 @@ class ModelUpdater:
             self._store.read_committed(
                 lambda db: db.execute(
                     "SELECT 1 FROM bundle_history WHERE version = ? AND event = 'rejected' "
-                    "AND substr(reason, 1, ?) != ?",
+                    "AND substr(COALESCE(reason, ''), 1, ?) != ?",
                     (version, len(NOT_KEPT), NOT_KEPT),
                 ).fetchone()
             )
