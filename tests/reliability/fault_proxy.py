@@ -47,7 +47,8 @@ class FaultProxy:
         self.upstream = upstream
         self.choose = choose
         self.injected: Counter[str] = Counter()
-        self.requests = 0
+        self.arrived = 0  # requests read from clients, counted before the gate
+        self.requests = 0  # requests past the gate, each given a fault or "pass"
         self.gate = threading.Event()
         self.gate.set()
         self.waiting = threading.Event()  # a request is waiting at the closed gate
@@ -86,6 +87,8 @@ class FaultProxy:
             if request is None:
                 return
             method, path, raw = request
+            with self._lock:
+                self.arrived += 1
             if not self.gate.is_set():
                 self.waiting.set()
                 self.gate.wait(SLOW_LIMIT_S)

@@ -248,7 +248,7 @@ def test_app_facing_calls_do_not_wait_for_a_sync_stuck_on_the_network(
     syncing.start()
     try:
         assert proxy.waiting.wait(30), "the sync never reached the proxy"
-        before = proxy.requests
+        before = proxy.arrived
         calls = [
             lambda: sdk.track_app("com.whatsapp"),
             lambda: sdk.track_screen("home"),
@@ -267,7 +267,7 @@ def test_app_facing_calls_do_not_wait_for_a_sync_stuck_on_the_network(
             call()
         # All returned while the sync is still held in the proxy, and none made a request.
         assert syncing.is_alive() and not proxy.gate.is_set()
-        assert proxy.requests == before
+        assert proxy.arrived == before
     finally:
         proxy.release()
         syncing.join(30)
