@@ -29,6 +29,7 @@ REPORT_ENV = "EDGEPERSONA_RELIABILITY_REPORT"
 HEADLINE = {
     "kills": ("kills",),
     "faults_injected": ("faults_injected",),
+    "uploads_delivered": ("uploads_delivered", "uploads_checked"),
     "attacks_refused": ("attacks_refused", "admin_calls_refused_to_a_device"),
     "inputs_tried": (
         "sdk_inputs_tried",
