@@ -16,6 +16,7 @@
   command, in a child process) over 100k and 1M stored uploads on each database: the normal
   retrain (``default``: the published model's personas, estimated privately) and one asking
   for another number of personas (``kmeans_k6``: k-means on a sample, as for a first model).
+  ``--no-retrain`` leaves it out (most of a full run's time is filling those databases).
 
 Goals: ingest at least 50% of the bare endpoint's rate with nothing lost; a 1M-aggregate
 retrain under 60 s and under 2 GB (the normal retrain; the k-means one is reported beside it).
@@ -28,6 +29,7 @@ still runs on every upload. PostgreSQL is used if it answers at 127.0.0.1:5432 (
 database ``ep_bench_<random>``, dropped at the end).
 
 Usage: python bench/backend.py [--quick] [--rounds 3] [--seconds 10] [--no-postgres]
+       [--no-retrain]
 """
 
 from __future__ import annotations
@@ -87,10 +89,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="ingest rounds per server (3)")
     parser.add_argument("--seconds", type=int, help="seconds per wrk run (10)")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--no-retrain", action="store_true", help="ingest and 304 only (no database fills)"
+    )
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 3)
     seconds = args.seconds or (5 if args.quick else 10)
-    sizes = (100_000,) if args.quick else (100_000, 1_000_000)
+    sizes = () if args.no_retrain else (100_000,) if args.quick else (100_000, 1_000_000)
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk (the load generator of this benchmark)")
     # SIGTERM unwinds like Ctrl-C, so the ExitStack stops servers and drops databases.
