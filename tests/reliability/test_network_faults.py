@@ -150,7 +150,7 @@ def test_a_fault_storm_delivers_every_upload_exactly_once_within_the_backoff_bou
 ) -> None:
     rng = random.Random(88)
     devices = open_devices(tmp_path, clock, proxy, DEVICES)
-    attempts = backoff_checks = quiet_calls = most_failures = 0
+    attempts = backoff_checks = quiet_calls = most_failures = timeouts = 0
     for week in range(WEEKS):
         if week == STORM_WEEK:
             storm.burst = STORM_REQUESTS
@@ -176,6 +176,7 @@ def test_a_fault_storm_delivers_every_upload_exactly_once_within_the_backoff_bou
                     waiting.discard(i)
                     continue
                 assert result.status in ("offline", "server_error"), result
+                timeouts += "ReadTimeout" in result.message  # a slow answer: the client gave up
                 assert result.next_attempt_at is not None
                 status = devices[i].sync_status()
                 check_backoff(status, result.next_attempt_at - clock.time(), result.message)
@@ -213,6 +214,7 @@ def test_a_fault_storm_delivers_every_upload_exactly_once_within_the_backoff_bou
     for fault, n in proxy.injected.items():
         figures.add("network_faults", f"fault_{fault}", n)
     figures.add("network_faults", "backoff_checks", backoff_checks)
+    figures.add("network_faults", "client_timeouts", timeouts)
     figures.add("network_faults", "storm_requests", STORM_REQUESTS)
     figures.add("network_faults", "app_calls_without_network", quiet_calls)
     figures.add("network_faults", "uploads_delivered", delivered)
@@ -220,6 +222,7 @@ def test_a_fault_storm_delivers_every_upload_exactly_once_within_the_backoff_bou
     figures.add("network_faults", "uploads_doubled", doubled + len(strangers))
     assert (lost, doubled, strangers) == (0, 0, [])
     assert delivered >= DEVICES * (WEEKS - 1)  # the first week has no complete week before
+    assert timeouts >= 1, "no slow answer made the client time out"
     # The storm pushed the backoff to its cap (30 s doubled five times is past 900 s).
     assert most_failures >= 6
     # Every kind of fault happened, so each was survived (not just the friendly ones).
