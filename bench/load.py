@@ -24,8 +24,12 @@ rows equal the distinct uploads the devices were told were stored (201, or 200 f
 none lost, none doubled, none stored that no device counts as acknowledged; each stored
 upload has one outcome row per playbook offer; one device row per registration.
 
+With ``--timeout`` shorter than the SDK's 10 s, light devices time out on requests the server
+may still complete, and resend: the reconciliation then checks the ingest's idempotency.
+
 Usage: python bench/load.py [--devices 5000] [--sdk-devices 50] [--weeks 3] [--seconds 240]
-    [--concurrency 16] [--sqlite] [--no-postgres]
+    [--drain 60] [--concurrency 16] [--timeout 10] [--retry-time-scale 0.01] [--sqlite]
+    [--no-postgres]
 """
 
 from __future__ import annotations
