@@ -2,21 +2,25 @@
 
 SQLite (the default) runs in WAL mode with foreign keys on, and every transaction starts with
 ``BEGIN IMMEDIATE``: it takes the write lock up front, so two workers checking the same rate
-limit queue up instead of both reading "19 uploads" and both writing the 20th (or one failing
-with "database is locked" halfway). PostgreSQL (``postgresql+psycopg://``) gets the same
-guarantee from ``SELECT ... FOR UPDATE`` on the device row, see ``store.lock_device``.
+limit queue up instead of both charging the last upload of a bucket (or one failing with
+"database is locked" halfway). PostgreSQL (``postgresql+psycopg://``) gets the same guarantee
+from the row lock of the ``UPDATE`` that charges an upload (``store.charge_upload``).
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import time
 from typing import Any
 
 import click
 from flask import Flask, current_app, g
 from flask.cli import with_appcontext
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from .migrations import LATEST, migrate
 
@@ -24,6 +28,13 @@ __all__ = ["engine", "get_db", "init_app", "init_db"]
 
 _EXTENSION = "edgepersona.db"
 SQLITE_BUSY_TIMEOUT_S = 15.0
+# PostgreSQL: a pooled connection is pinged before use only when it sat in the pool longer
+# than this. A ping on every request (pool_pre_ping) is one more round trip per upload; a
+# connection used a moment ago is almost surely alive, and one that has sat idle (say across a
+# database restart) is checked. The cost: a restart while a worker is busy fails that
+# worker's next request once (503 database_unavailable, which devices retry); SQLAlchemy then
+# replaces the pool's connections.
+PING_AFTER_IDLE_S = 1.0
 
 
 def init_app(app: Flask) -> None:
@@ -72,14 +83,39 @@ def _init_db_command() -> None:
         click.echo(f"Database upgraded from schema version {before} to {LATEST}.")
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> Engine:
     if make_url(url).get_backend_name() != "sqlite":
-        # pre_ping: a worker outlives a database restart without answering errors once.
-        return create_engine(url, pool_pre_ping=True)
+        created = create_engine(url)
+        event.listen(created, "checkin", _on_checkin)
+        event.listen(
+            created, "checkout", functools.partial(_on_checkout, created.dialect, ping_after_idle_s)
+        )
+        return created
     created = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(created, "connect", _on_sqlite_connect)
     event.listen(created, "begin", _on_sqlite_begin)
     return created
+
+
+def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _on_checkout(
+    dialect: Dialect,
+    ping_after_idle_s: float,
+    dbapi_connection: Any,
+    record: ConnectionPoolEntry,
+    _proxy: PoolProxiedConnection,
+) -> None:
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since <= ping_after_idle_s:
+        return
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as exc:  # whatever the driver raises for a dead connection
+        # The pool discards this connection and checks out another (a fresh one if need be).
+        raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
 
 
 def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

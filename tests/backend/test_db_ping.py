@@ -1,0 +1,46 @@
+"""Pooled PostgreSQL connections are pinged before use only after sitting idle (backend/db.py).
+
+The database's end of a pooled connection is killed with ``pg_terminate_backend`` (which
+waits until the server process is gone), as a database restart would.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from edgepersona.backend.db import _create_engine
+
+
+def backend_pid(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def terminate(url: str, pid: int) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar()
+    admin.dispose()
+
+
+def test_an_idle_connection_that_died_is_replaced_before_use(postgres_url: str) -> None:
+    engine = _create_engine(postgres_url, ping_after_idle_s=0.0)
+    with engine.connect() as conn:
+        dead = backend_pid(conn)
+    terminate(postgres_url, dead)
+    with engine.connect() as conn:  # the ping fails, the pool connects afresh: no error
+        assert backend_pid(conn) != dead
+    engine.dispose()
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(postgres_url: str) -> None:
+    engine = _create_engine(postgres_url, ping_after_idle_s=3600.0)
+    with engine.connect() as conn:
+        dead = backend_pid(conn)
+    terminate(postgres_url, dead)
+    with pytest.raises(OperationalError), engine.connect() as conn:  # no ping: the cost
+        backend_pid(conn)
+    with engine.connect() as conn:  # SQLAlchemy dropped the dead connection
+        assert backend_pid(conn) != dead
+    engine.dispose()
