@@ -33,7 +33,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import numpy as np
@@ -262,7 +262,7 @@ class Syncer:
         if token is None:
             response = self._request(client, "POST", "/v1/devices")
             if response.status_code != 201:
-                raise _RoundError("server_error", f"registration answered {response.status_code}")
+                self._fail_on(response, "registration")  # a 429/503's Retry-After is honoured
             try:
                 body = response.json()
                 device_id, token = str(body["device_id"]), str(body["token"])
@@ -316,7 +316,6 @@ class Syncer:
             self._fail_on(exc.response)
         except httpx.HTTPError as exc:
             raise _RoundError("offline", f"the model check failed: {type(exc).__name__}") from None
-        return "not checked"  # pragma: no cover - _fail_on always raises
 
     def _request(
         self, client: httpx.Client, method: str, path: str, **kwargs: Any
@@ -328,11 +327,11 @@ class Syncer:
                 "offline", f"{method} {path} failed: {type(exc).__name__}: {exc}"
             ) from None
 
-    def _fail_on(self, response: httpx.Response) -> None:
+    def _fail_on(self, response: httpx.Response, what: str = "the server") -> NoReturn:
         wait = retry_after(
             response.headers.get("Retry-After"), self._clock.time(), self.settings.max_retry_after_s
         )
-        raise _RoundError("server_error", f"the server answered {response.status_code}", wait)
+        raise _RoundError("server_error", f"{what} answered {response.status_code}", wait)
 
     # -- the week's upload ----------------------------------------------------------------
 

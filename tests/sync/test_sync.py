@@ -135,6 +135,25 @@ def test_retry_after_is_honoured_even_by_a_forced_sync(
     assert backend.count("aggregates") == 1
 
 
+@pytest.mark.parametrize("code", [429, 503])
+def test_retry_after_on_the_registration_is_honoured(
+    open_device: OpenDevice, clock: ManualClock, network: DeviceNetwork, backend: Backend, code: int
+) -> None:
+    # backoff_base_s=60: without the header the device would come back within 60 s.
+    sdk = syncing_device(open_device, clock, sync_settings=SyncSettings(backoff_base_s=60))
+    network.faults["/v1/devices"] = [status(code, {"Retry-After": "3600"})]
+    result = sdk.sync()
+    assert result.status == "server_error" and result.pending == 1
+    assert result.message == f"registration answered {code}"
+    assert result.next_attempt_at is not None and result.next_attempt_at >= clock.time() + 3600
+    clock.advance(1800)
+    assert sdk.sync(force=True).status == "backing_off"
+    assert network.paths().count("POST /v1/devices") == 1
+    clock.advance(1801)
+    assert sdk.sync(force=True).status == "synced"
+    assert backend.count("aggregates") == 1
+
+
 @pytest.mark.parametrize(
     ("code", "reason"),
     [(400, "bad_request"), (403, "forbidden"), (413, "too_large"), (422, "invalid")],
