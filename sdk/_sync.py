@@ -312,8 +312,8 @@ class Syncer:
         except StoreError:
             progress.model = self._updater.outcome  # concluded, though it could not be stored
             raise
-        except httpx.HTTPStatusError as exc:
-            self._fail_on(exc.response)
+        except httpx.HTTPStatusError as exc:  # the manifest poll or the bundle download
+            self._fail_on(exc.response, f"GET {exc.request.url.path}")
         except httpx.HTTPError as exc:
             raise _RoundError("offline", f"the model check failed: {type(exc).__name__}") from None
 

@@ -8,7 +8,8 @@ candidate; it has not expired; this SDK is new enough for it; the download fits
 file's hash matches, and the model runs on a canned input with sane outputs (``_bundle``).
 A refused version is recorded with its reason and not fetched again, except when the
 refusal was this device's own: a bundle it could not keep (disk full) is fetched again at the
-next check.
+next check. A download that never arrived (an error status such as 429 or 503, a network
+error) refuses nothing: ``sync()`` backs off as for the manifest poll and asks again.
 
 An accepted bundle is kept in ``<data_dir>/bundles/<version>.zip`` and runs in shadow: for
 the next ``shadow_decisions`` personalized decisions its top persona is computed beside the
@@ -108,7 +109,9 @@ class ModelUpdater:
     def check(self, client: httpx.Client, headers: dict[str, str]) -> str:
         """Ask for the current manifest and act on it; a one-line outcome for ``SyncResult``.
 
-        Raises ``httpx.HTTPError`` for network trouble (the caller backs off).
+        Raises ``httpx.HTTPError`` for network trouble and ``httpx.HTTPStatusError`` when the
+        manifest poll or the download is not answered 200 (the caller backs off); neither
+        refuses the version, so the next check tries it again.
         """
         if self._candidate is not None:
             self.outcome = (
@@ -140,6 +143,9 @@ class ModelUpdater:
             self._keep(version, data)
         except RefusedError as exc:
             return self._refuse(version, str(exc), new_etag)
+        except httpx.HTTPError as exc:  # the server's or the network's trouble, not the bundle's
+            self._download = {"state": "failed", "version": version, "reason": str(exc)}
+            raise
         try:
             self._write(
                 {"model.etag": new_etag, "model.shadow": str(version)}, (version, "shadow", None)
@@ -186,7 +192,13 @@ class ModelUpdater:
         size = 0
         with client.stream("GET", f"/v1/models/{version}/bundle", headers=headers) as response:
             if response.status_code != 200:
-                raise RefusedError(f"the bundle download answered {response.status_code}")
+                # Nothing was received, so there is nothing to refuse: the round backs off
+                # (honouring Retry-After) and the next check downloads it again.
+                raise httpx.HTTPStatusError(
+                    f"the bundle download answered {response.status_code}",
+                    request=response.request,
+                    response=response,
+                )
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > self._max_bytes:
                 raise RefusedError(f"the bundle is {declared} bytes, over {self._max_bytes}")

@@ -17,7 +17,7 @@ import pytest
 from edgepersona.sdk import EdgePersona, ManualClock, SyncSettings
 from edgepersona.sdk._bundle import FILES
 
-from .conftest import Backend, DeviceNetwork, OpenDevice, body, refused, syncing_device
+from .conftest import Backend, DeviceNetwork, OpenDevice, body, refused, status, syncing_device
 
 DEFAULT_BUNDLE = Path(__file__).parents[2] / "sdk" / "default_bundle"
 SHADOW = SyncSettings(shadow_decisions=3, interval_s=60)
@@ -234,6 +234,26 @@ def test_the_model_check_offline_backs_off_without_losing_the_upload(
     result = device.sync()
     assert result.status == "offline" and result.sent == 1
     assert backend.count("aggregates") == 1
+
+
+@pytest.mark.parametrize("code", [429, 500, 503])
+def test_a_server_error_on_the_download_backs_off_and_the_bundle_is_fetched_again(
+    device: EdgePersona, backend: Backend, network: DeviceNetwork, clock: ManualClock, code: int
+) -> None:
+    release(backend, 2)
+    network.faults["/v1/models/2/bundle"] = [status(code, {"Retry-After": "3600"})]
+    result = device.sync()
+    assert result.status == "server_error" and result.sent == 1
+    assert result.message == f"GET /v1/models/2/bundle answered {code}"
+    assert result.next_attempt_at is not None and result.next_attempt_at >= clock.time() + 3600
+    assert device.model_status()["download"]["state"] == "failed"
+    assert reasons(device) == []  # nothing refused: the bundle never arrived
+    clock.advance(1800)
+    assert device.sync(force=True).status == "backing_off"
+    clock.advance(1801)
+    assert device.sync(force=True).model == "shadow v2 0/3"
+    assert sum(s.url.endswith("/v1/models/2/bundle") for s in network.sent) == 2
+    assert decide_times(device, 4) == [1, 1, 1, 2]
 
 
 def _unzipped(data: bytes) -> dict[str, bytes]:
