@@ -156,38 +156,48 @@ class Store:
     # -- writing ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Commit everything buffered so far; on return it is on disk."""
+        """Commit everything buffered so far; on return it is on disk.
+
+        Raises ``StoreError`` when the transaction fails: its rows go back to the buffer for
+        the next attempt. Once it has committed, nothing puts them back (they would be
+        written twice): an after-commit hook's exception propagates, and the hourly vacuum,
+        which only gives free pages back to the file system, is retried at the next hour.
+        """
         with self._flush_lock:
             with self._buf_lock:
                 batch, self._buffer = self._buffer, []
                 counts, self._counts = self._counts, {}
             if self._closed and not batch and not counts:
                 return
-            try:
-                with self._db_lock:
-                    self._check_open()
-                    now = self._clock.time()
-                    due = now >= self._next_maintenance
+            with self._db_lock:
+                self._check_open()
+                now = self._clock.time()
+                due = now >= self._next_maintenance
+                try:
                     # Retention shares the batch's transaction: one commit, not two.
                     with self._transaction():
                         hourly = self._write(batch, counts)
                         if due:
                             self._retain(now)
-                    for hook in self.after_commit:
-                        hook(hourly)
-                    if due:
+                except sqlite3.Error as exc:
+                    with self._buf_lock:  # keep the rows for the next attempt: nothing is lost
+                        self._buffer[:0] = batch
+                        for key, n in counts.items():
+                            self._counts[key] = self._counts.get(key, 0) + n
+                    self.last_write_error = str(exc)
+                    raise StoreError(
+                        f"writing to {self.path} failed ({exc}); rows kept in memory"
+                    ) from exc
+                self.last_write_error = None
+                if due:
+                    self._next_maintenance = now + _MAINTENANCE_EVERY_S
+                for hook in self.after_commit:
+                    hook(hourly)
+                if due:
+                    try:
                         self._vacuum(force=False)
-                        self._next_maintenance = now + _MAINTENANCE_EVERY_S
-            except sqlite3.Error as exc:
-                with self._buf_lock:  # keep the rows for the next attempt: nothing is lost
-                    self._buffer[:0] = batch
-                    for key, n in counts.items():
-                        self._counts[key] = self._counts.get(key, 0) + n
-                self.last_write_error = str(exc)
-                raise StoreError(
-                    f"writing to {self.path} failed ({exc}); rows kept in memory"
-                ) from exc
-            self.last_write_error = None
+                    except sqlite3.Error as exc:
+                        self.last_write_error = f"vacuum failed ({exc}); the rows are committed"
         if batch:
             for after in self.after_flush:  # outside every lock: these may call back into us
                 after()

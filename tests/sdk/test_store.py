@@ -249,3 +249,25 @@ def test_close_is_idempotent_and_closes_open_rows(data_dir: Path, clock: ManualC
     assert rows(data_dir, "SELECT app, duration_s FROM app_usage") == [
         ("com.netflix.mediaclient", 120.0)
     ]
+
+
+def test_a_failure_after_the_commit_does_not_write_the_batch_twice(
+    sdk: EdgePersona, data_dir: Path
+) -> None:
+    def failing_hook(hourly: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    hooks = sdk._store.after_commit
+    hooks.append(failing_hook)
+    sdk.track_event("view", ts=T0)
+    with pytest.raises(sqlite3.OperationalError):
+        sdk.flush()
+    hooks.remove(failing_hook)
+    assert sdk.stats()["buffered"] == 0  # committed, so not put back for another write
+    sdk.track_event("buy", ts=T0 + 1)
+    sdk.flush()
+    assert rows(data_dir, "SELECT name FROM events ORDER BY ts") == [("view",), ("buy",)]
+    assert rows(data_dir, "SELECT key, n FROM rollup_daily WHERE kind = 'event' ORDER BY key") == [
+        ("buy", 1),
+        ("view", 1),
+    ]

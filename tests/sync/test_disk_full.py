@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from edgepersona.backend.db import engine
-from edgepersona.sdk import EdgePersona, ManualClock, SyncSettings
+from edgepersona.sdk import EdgePersona, ManualClock, Settings, SyncSettings
 
 from .conftest import Backend, DeviceNetwork, live_a_week, refused
 from .test_model_updates import decide_times, events, release
@@ -249,3 +249,30 @@ def test_a_swap_that_cannot_be_written_waits_and_decide_keeps_serving(
     assert decide_times(sdk, 2) == [1, 2]  # the next decision writes the swap, then makes it
     assert events(sdk) == [(2, "shadow"), (2, "adopted")]
     assert "adopt_error" not in sdk.model_status()["download"]
+
+
+def test_a_vacuum_that_fails_after_the_commit_does_not_write_the_batch_again(
+    device_on_disk: Callable[..., EdgePersona], small_disk: SmallDisk, clock: ManualClock
+) -> None:
+    settings = Settings(retention_days=1, flush_max_rows=100_000, max_buffered_rows=100_000)
+    sdk = device_on_disk(settings=settings)
+    for i in range(30_000):  # 1.4 MB of rows: past retention they free over 256 pages
+        sdk.track_event("view", float(i), ts=clock.time() + i / 1000)
+    sdk.flush()
+    with contextlib.closing(sqlite3.connect(device_db(small_disk))) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # room on the 4 MB disk for the next
+    clock.advance(2 * 86400)  # the hourly maintenance is due, and retention deletes them all
+    # The disk fills right after the next commit, before the vacuum that follows it.
+    sdk._store.after_commit.append(lambda hourly: small_disk.fill(device_db(small_disk)))
+    sdk.track_event("late", ts=clock.time())
+    sdk.flush()  # committed: the failed vacuum is reported, not raised
+    assert "vacuum failed (database or disk is full)" in sdk.stats()["last_write_error"]
+    sdk._store.after_commit.pop()
+    small_disk.free()
+    sdk.flush()
+    with contextlib.closing(sqlite3.connect(device_db(small_disk))) as conn:
+        late = conn.execute("SELECT COUNT(*) FROM events WHERE name = 'late'").fetchone()[0]
+        rollup = conn.execute("SELECT n FROM rollup_daily WHERE key = 'late'").fetchall()
+        freed = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    assert (late, rollup) == (1, [(1,)])
+    assert freed >= 256  # the vacuum did not run; the next hourly one gives the pages back
