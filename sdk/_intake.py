@@ -2,8 +2,10 @@
 
 ``EdgePersona`` validates each signal on the caller's thread and hands it here. Without its
 consent, or repeating the last signal of its kind, it is dropped and counted in memory only (a
-declined consent leaves no trace on disk); otherwise it goes to the store's buffer. App and
-screen rows stay open until the next one closes them, and closed app rows make sessions.
+declined consent leaves no trace on disk); otherwise it goes to the store's buffer, which
+drops it (counted here as ``storage_full`` too) only when it is full and the disk cannot take
+it. App and screen rows stay open until the next one closes them, and closed app rows make
+sessions.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class Intake:
             if self._last_row.get(kind) == row:
                 return self.drop(kind, "duplicate")
             self._last_row[kind] = row
-            self._store.append(kind, ts, zone, fields)
+            if not self._store.append(kind, ts, zone, fields):
+                return self.drop(kind, "storage_full")
         return True
 
     def foreground(
@@ -86,7 +89,7 @@ class Intake:
                 for row in stream.close_at(now):
                     self._append_closed(kind, row)
             for session in self._sessions.close():
-                self._store.append("session", session.ts, session.zone, session.fields)
+                self._append("session", session.ts, session.zone, session.fields)
 
     def discard(self) -> None:
         """Forget the open foreground rows and session (the store is being erased)."""
@@ -111,8 +114,14 @@ class Intake:
 
     def _append_closed(self, kind: str, row: ClosedRow) -> None:
         """Store a closed foreground row; app rows also make sessions. Caller holds the lock."""
-        self._store.append(kind, row.ts, row.zone, row.fields)
+        self._append(kind, row.ts, row.zone, row.fields)
         if kind == "app":
             session = self._sessions.add(row)
             if session is not None:
-                self._store.append("session", session.ts, session.zone, session.fields)
+                self._append("session", session.ts, session.zone, session.fields)
+
+    def _append(self, kind: str, ts: float, zone: Zone, fields: tuple[Any, ...]) -> None:
+        """Buffer a row the app's call did not carry itself (a closed foreground row, a
+        session), counting it when the store drops it (storage full)."""
+        if not self._store.append(kind, ts, zone, fields):
+            self.drop(kind, "storage_full")

@@ -9,6 +9,16 @@ last ``flush_interval_s`` seconds) plus each still-open foreground row (see ``_s
 Everything a ``flush()`` returned from is on disk; with ``durability="normal"`` a power cut
 (not a process kill) may also roll back the last transactions, never corrupt the file.
 
+When the file cannot be written (disk full) the rows wait in the buffer and the writer tries
+again every ``flush_interval_s``; a crash then loses all of them. The buffer never holds more
+than ``max_buffered_rows``: once it is full and the last write failed, each new signal is
+dropped and counted as ``dropped.storage_full`` on its local day (in ``daily_counts``, written
+once there is room); ``track_*`` and ``decide()`` still return without raising, and a
+``track_*`` whose own signal was dropped returns ``False``. The newest are dropped, not the
+oldest: the buffer stays an unbroken run of what the app tracked after the last commit, so
+what reaches the disk has one gap, at its end, and dropping at the door costs nothing on the
+caller's thread (removing the oldest of 50,000 rows moves the whole list on every call).
+
 All database access goes through one connection guarded by one lock, so the UI thread, a
 plyer callback thread and the writer can use the store at once.
 """
@@ -54,7 +64,7 @@ class Settings:
     max_keys_per_day: int = 200  # distinct screen/event names per day before "(other)"
     flush_interval_s: float = 1.0
     flush_max_rows: int = 1_000
-    max_buffered_rows: int = 50_000  # past this a track call commits itself (backpressure)
+    max_buffered_rows: int = 50_000  # past this a track call commits or, on a full disk, drops
     foreground_cap_s: float = 1_800.0  # an app row with no successor counts at most this long
     feature_window_days: int = 28  # features and the persona look at this many local days
     durability: str = "normal"  # "normal" or "full" (fsync every commit)
@@ -128,23 +138,41 @@ class Store:
 
     # -- the hot path -------------------------------------------------------------------
 
-    def append(self, kind: str, ts: float, zone: Zone, fields: tuple[Any, ...]) -> None:
-        """Buffer one validated signal; commits itself only past ``max_buffered_rows``."""
+    def append(self, kind: str, ts: float, zone: Zone, fields: tuple[Any, ...]) -> bool:
+        """Buffer one validated signal; ``False`` if it was dropped because storage is full.
+
+        Never raises for storage: past ``max_buffered_rows`` it commits the buffer on the
+        caller's thread, and when that fails (or the last write failed) the signal is
+        dropped and counted as ``dropped.storage_full``, so memory stays bounded.
+        """
         with self._buf_lock:
             if self._closed:
                 raise StoreClosedError("this EdgePersona was closed; open a new one")
+            if len(self._buffer) >= self._max_buffered_rows and self.last_write_error:
+                # The writer retries on its own interval; a 50,000-row transaction that
+                # fails again would cost the UI thread milliseconds on every call.
+                self._count("dropped.storage_full", ts, zone, 1)
+                return False
             self._buffer.append((kind, ts, zone, fields))
             size = len(self._buffer)
         if size == self._flush_max_rows:
             self._wake.set()  # once per batch: setting an Event costs more than the append
         elif size >= self._max_buffered_rows:
-            self.flush()  # the writer is not keeping up: the caller pays, memory stays bounded
+            # The writer is not keeping up: the caller pays, memory stays bounded. A failed
+            # commit keeps the rows buffered (this one too) and makes the next calls drop.
+            with contextlib.suppress(StoreError):
+                self.flush()
+        return True
 
     def count(self, name: str, ts: float, n: int = 1) -> None:
         """Add ``n`` to the counter ``name`` of the local day of ``ts``; written with the buffer."""
-        key = (day_key(ts + self.zone.offset(ts)), name)
         with self._buf_lock:
-            self._counts[key] = self._counts.get(key, 0) + n
+            self._count(name, ts, self.zone, n)
+
+    def _count(self, name: str, ts: float, zone: Zone, n: int) -> None:
+        """``count()`` with ``_buf_lock`` held by the caller."""
+        key = (day_key(ts + zone.offset(ts)), name)
+        self._counts[key] = self._counts.get(key, 0) + n
 
     def buffered(self) -> int:
         return len(self._buffer)
@@ -420,7 +448,9 @@ class Store:
     def _run_writer(self) -> None:
         interval = self.settings.flush_interval_s
         while not self._closed:
-            if len(self._buffer) < self.settings.flush_max_rows:  # else a batch is due now
+            # A full batch is written at once, unless the last write failed: retrying a full
+            # disk in a loop would hold the database lock and burn a core.
+            if self.last_write_error or len(self._buffer) < self.settings.flush_max_rows:
                 self._wake.wait(interval)
             self._wake.clear()
             if self._closed:

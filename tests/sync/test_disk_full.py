@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from edgepersona.backend.db import engine
-from edgepersona.sdk import EdgePersona, ManualClock, Settings, SyncSettings
+from edgepersona.sdk import EdgePersona, ManualClock, Settings, StoreError, SyncSettings
 
 from .conftest import Backend, DeviceNetwork, live_a_week, refused
 from .test_model_updates import decide_times, events, release
@@ -249,6 +249,40 @@ def test_a_swap_that_cannot_be_written_waits_and_decide_keeps_serving(
     assert decide_times(sdk, 2) == [1, 2]  # the next decision writes the swap, then makes it
     assert events(sdk) == [(2, "shadow"), (2, "adopted")]
     assert "adopt_error" not in sdk.model_status()["download"]
+
+
+def test_a_full_buffer_on_a_full_disk_drops_and_counts_new_signals_and_never_raises(
+    device_on_disk: Callable[..., EdgePersona], small_disk: SmallDisk, clock: ManualClock
+) -> None:
+    # The writer thread sleeps through the test (no batch size or interval is reached), so
+    # every commit is the caller's: the backpressure path is all that writes.
+    settings = Settings(max_buffered_rows=20, flush_max_rows=1_000, flush_interval_s=3_600)
+    sdk = device_on_disk(settings=settings)
+    sdk.track_event("before", ts=clock.time())
+    sdk.flush()
+    small_disk.fill(device_db(small_disk))
+    start = clock.time() + 1
+    accepted = [sdk.track_event(f"e{i}", ts=start + i) for i in range(50)]
+    # The 20th fills the buffer and tries to commit it, which fails; the rest are dropped.
+    assert accepted == [True] * 20 + [False] * 30
+    assert sdk.decide("home", ["coffee_to_go", "flash_sale"]).offers  # its rows dropped too
+    assert sdk.stats()["buffered"] == 20
+    assert sdk.stats()["dropped"]["event.storage_full"] == 30
+    assert "database or disk is full" in sdk.stats()["last_write_error"]
+    with pytest.raises(StoreError, match="database or disk is full"):
+        sdk.flush()  # the app asked for durability: it is told it did not get it
+    assert sdk.stats()["buffered"] == 20
+
+    small_disk.free()
+    sdk.flush()
+    with contextlib.closing(sqlite3.connect(device_db(small_disk))) as conn:
+        names = [n for (n,) in conn.execute("SELECT name FROM events ORDER BY ts, id")]
+        decisions = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    assert names == ["before"] + [f"e{i}" for i in range(20)]  # in order, none twice
+    assert decisions == 0
+    dropped = sum(day.get("dropped.storage_full", 0) for day in sdk.daily_counts().values())
+    assert dropped == 32  # 30 events, the decision and its offer_shown event
+    assert sdk.stats()["last_write_error"] is None
 
 
 def test_a_vacuum_that_fails_after_the_commit_does_not_write_the_batch_again(
