@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import math
 import shutil
 import threading
 from collections.abc import Sequence
@@ -47,7 +46,9 @@ class EdgePersona:
     :class:`~edgepersona.sdk.errors.InvalidSignalError` and stores nothing), then buffered and
     committed by a writer thread; see ``flush()`` for what a crash can lose. Without the
     matching consent a signal is dropped and counted, never raised: ``track_*`` and
-    ``record_location`` return ``True`` when the signal was kept.
+    ``record_location`` return ``True`` when the signal was kept. A full disk never makes
+    ``track_*`` or ``decide()`` raise: the buffer grows to ``Settings.max_buffered_rows``,
+    then new signals are dropped and counted as ``storage_full`` (see ``flush()``).
     """
 
     _OPENING = object()
@@ -327,7 +328,7 @@ class EdgePersona:
         Raises:
             InvalidSignalError: bad ``ts`` or ``tz``.
         """
-        ts = self._clock.time() if ts is None else check.timestamp(ts, math.inf)
+        ts = self._clock.time() if ts is None else check.calendar_time(ts)
         return local_time(ts, self._signal_zone(tz))
 
     # -- what the device knows -------------------------------------------------------------
@@ -489,9 +490,16 @@ class EdgePersona:
         }
 
     def daily_counts(self, days: int = 7) -> dict[str, dict[str, int]]:
-        """Per local day: ``rows.<kind>`` stored, and the location collector's counters
-        (``location.requested``, ``location.stored``, ``location.dropped.<reason>``)."""
-        since = day_key(self._clock.time() + self._zone.offset(self._clock.time()) - days * 86400)
+        """Per local day: ``rows.<kind>`` stored, the location collector's counters
+        (``location.requested``, ``location.stored``, ``location.dropped.<reason>``), and
+        ``dropped.storage_full``: signals dropped because the buffer was full on a full disk.
+
+        Raises:
+            InvalidSignalError: ``days`` is not a whole number from 1 to 36,600.
+        """
+        days = check.days(days)
+        now = self._clock.time()
+        since = day_key(now + self._zone.offset(now) - days * 86400)
         return self._store.read(lambda db: daily_counts(db, since))
 
     def export(self) -> dict[str, Any]:
@@ -508,8 +516,12 @@ class EdgePersona:
         """Commit buffered signals now. On return they survive a crash of the app.
 
         Not committed, and so lost if the process dies: signals tracked after the last
-        commit (the writer commits every ``flush_interval_s`` or ``flush_max_rows``) and the
-        open foreground app and screen rows, whose durations are not known yet.
+        commit (the writer commits every ``flush_interval_s`` or ``flush_max_rows``; while
+        the disk is full, everything since it filled, up to ``max_buffered_rows``) and the
+        open foreground app and screen rows, whose durations are not known yet. Once that
+        buffer is full and the disk still cannot take it, new signals are not kept at all:
+        each is counted in ``stats()["dropped"]`` as ``<kind>.storage_full`` and, once there
+        is room, in ``daily_counts()`` as ``dropped.storage_full``.
 
         Raises:
             StoreError: the write failed (disk full...); the rows stay buffered for a retry.
@@ -521,7 +533,11 @@ class EdgePersona:
         self._store.maintain()
 
     def close(self) -> None:
-        """Close the open foreground rows at now, commit everything and release the file."""
+        """Close the open foreground rows at now, commit everything and release the file.
+
+        Raises:
+            StoreError: the last commit failed (disk full); what was buffered is lost.
+        """
         self._location.stop()
         self._intake.close(self._clock.time())
         self._store.close()

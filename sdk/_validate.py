@@ -13,6 +13,8 @@ from .errors import InvalidSignalError
 
 EARLIEST_TS = 946_684_800.0  # 2000-01-01T00:00:00Z: no phone signal we accept predates it
 MAX_FUTURE_S = 86_400.0  # a device clock may run ahead, but not by more than a day
+LATEST_CALENDAR_TS = 253_370_764_800.0  # 9998-12-31T00:00:00Z: local dates stay in datetime's
+MAX_DAYS = 36_600  # a century: any report over more days is a caller's mistake
 MAX_ACCURACY_M = 50_000.0  # coarser than 50 km is not a position fix
 MAX_SPEED_MPS = 350.0  # faster than an airliner is a sensor glitch
 MAX_DURATION_S = 86_400.0
@@ -30,7 +32,12 @@ def _number(field: str, value: object) -> float:
         raise InvalidSignalError(
             field, f"expected a number, got {type(value).__name__} {value!r:.40}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidSignalError(
+            field, "expected a finite number, got an int past the float range"
+        ) from None
     if math.isnan(number) or math.isinf(number):
         raise InvalidSignalError(field, f"expected a finite number, got {number}")
     return number
@@ -53,6 +60,25 @@ def timestamp(value: object, now: float) -> float:
             "accepted: Unix seconds from 2000 to a day ahead",
         )
     return ts
+
+
+def calendar_time(value: object) -> float:
+    """Unix seconds that a local date can be computed for, whatever the device clock says."""
+    ts = _number("ts", value)
+    if not EARLIEST_TS <= ts <= LATEST_CALENDAR_TS:
+        raise InvalidSignalError(
+            "ts", f"{ts} is outside the calendar; accepted: Unix seconds from 2000 to year 9998"
+        )
+    return ts
+
+
+def days(value: object) -> int:
+    """A whole number of days for a report, from 1 to a century."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSignalError("days", f"expected a whole number, got {type(value).__name__}")
+    if not 1 <= value <= MAX_DAYS:
+        raise InvalidSignalError("days", f"{value} is outside 1..{MAX_DAYS}")
+    return value
 
 
 def latitude(value: object) -> float:
