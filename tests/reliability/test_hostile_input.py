@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgepersona.sdk import EdgePersona, EdgePersonaError, ManualClock, replay
+from edgepersona.sdk import EdgePersona, EdgePersonaError, InvalidSignalError, ManualClock, replay
 from edgepersona.sdk._conditions import compile_condition
 from edgepersona.sdk._trace import signals
 
@@ -65,7 +65,8 @@ NASTY_NUMBERS = [
     5e-324,
     2**63,
     -(2**63),
-    2**1023,  # the largest powers of two a float holds; larger ints: see the xfail below
+    2**1023,
+    10**400,  # past the float range
     -1,
     T0 * 1000,
     -T0,
@@ -76,7 +77,7 @@ huge_text = st.builds(
 hostile = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(-(2**1023), 2**1023),
+    st.integers(),
     st.floats(),
     st.sampled_from(NASTY_NUMBERS),
     st.text(max_size=80),
@@ -101,10 +102,6 @@ names = maybe(st.sampled_from(["view", "add_to_cart", "home", "checkout"]))
 apps = maybe(st.sampled_from(["com.whatsapp", "com.spotify.music", "org.example.app"]))
 offer_ids = maybe(st.sampled_from(["coffee_to_go", "flash_sale", "free_shipping"]))
 purposes = maybe(st.sampled_from(["personalization", "location", "sync"]))
-
-
-def _far_future(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 1e11
 
 
 ENTRY_POINTS: dict[str, tuple[Callable[..., object], st.SearchStrategy[tuple[Any, ...]]]] = {
@@ -137,11 +134,7 @@ ENTRY_POINTS: dict[str, tuple[Callable[..., object], st.SearchStrategy[tuple[Any
             zones,
         ),
     ),
-    # Times past year 5000 are left out of local_time's: see the xfail below.
-    "local_time": (
-        lambda sdk, ts, tz: sdk.local_time(ts, tz),
-        st.tuples(times.filter(lambda ts: not _far_future(ts)), zones),
-    ),
+    "local_time": (lambda sdk, ts, tz: sdk.local_time(ts, tz), st.tuples(times, zones)),
     "correct_place": (
         lambda sdk, label, lat, lon: sdk.correct_place(label, lat, lon),
         st.tuples(
@@ -189,7 +182,10 @@ ENTRY_POINTS: dict[str, tuple[Callable[..., object], st.SearchStrategy[tuple[Any
             maybe(st.integers(1, 500) | st.none()),
         ),
     ),
-    # daily_counts is left out until it validates ``days``: see the xfail below.
+    "daily_counts": (
+        lambda sdk, days: sdk.daily_counts(days),
+        st.tuples(maybe(st.integers(1, 400))),
+    ),
     "use_bundle": (
         lambda sdk, path: sdk.use_bundle(path),
         st.tuples(maybe(st.sampled_from([DEFAULT_BUNDLE, str(DEFAULT_BUNDLE), "/nonexistent"]))),
@@ -405,38 +401,33 @@ def test_the_condition_language_refuses_or_compiles_and_never_raises_while_runni
     figures.add("hostile_input", "conditions_compiled", compiled)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="bug in sdk/_validate.py _number: float(value) of an int beyond the float range "
-    "raises OverflowError, not InvalidSignalError (track_event value, record_location lat/lon, "
-    "every ts...)",
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda sdk: sdk.track_event("view", 10**400), "value"),
+        (lambda sdk: sdk.record_location(10**400, 2.0), "lat"),
+        (lambda sdk: sdk.track_app("com.whatsapp", ts=-(10**400)), "ts"),
+        (lambda sdk: sdk.local_time(1e308), "ts"),
+        (lambda sdk: sdk.local_time(2**63), "ts"),
+        (lambda sdk: sdk.daily_counts(math.inf), "days"),
+        (lambda sdk: sdk.daily_counts(2**63), "days"),
+        (lambda sdk: sdk.daily_counts("7"), "days"),
+    ],
+    ids=[
+        "int-value",
+        "int-lat",
+        "int-ts",
+        "local-1e308",
+        "local-2**63",
+        "days-inf",
+        "days-2**63",
+        "days-str",
+    ],
 )
-def test_an_int_beyond_the_float_range_is_an_invalid_signal(device: EdgePersona) -> None:
-    with pytest.raises(EdgePersonaError):
-        device.track_event("view", 10**400)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="bug in sdk/_api.py EdgePersona.daily_counts: days is not validated; 1e308, inf or "
-    "2**63 days raise OverflowError from datetime (and a str a bare TypeError from arithmetic)",
-)
-@pytest.mark.parametrize("days", [math.inf, 1e308, 2**63])
-def test_daily_counts_refuses_an_absurd_number_of_days(device: EdgePersona, days: float) -> None:
-    with pytest.raises(ValueError, match="days"):
-        device.daily_counts(days)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=(OverflowError, OSError),
-    reason="bug in sdk/_api.py EdgePersona.local_time: ts is checked with no upper bound "
-    "(check.timestamp(ts, math.inf)), so 1e308 raises OverflowError and 2**63 OSError from "
-    "datetime instead of InvalidSignalError",
-)
-@pytest.mark.parametrize("ts", [1e308, 2**63])
-def test_local_time_refuses_a_time_past_any_calendar(device: EdgePersona, ts: float) -> None:
-    with pytest.raises(EdgePersonaError):
-        device.local_time(ts)
+def test_numbers_past_any_calendar_or_float_are_invalid_signals(
+    device: EdgePersona, call: Callable[[EdgePersona], object], field: str
+) -> None:
+    """Found by this suite: these raised OverflowError, OSError or a bare TypeError."""
+    with pytest.raises(InvalidSignalError) as raised:
+        call(device)
+    assert raised.value.field == field
