@@ -5,8 +5,8 @@ attack the same way and counts them: a device on a downloaded, adopted v3 (so "t
 bundle" is not the built-in one) meets one attack from a man in the middle or a compromised
 server; the bundle is refused with its recorded reason, the device keeps deciding with v3, and
 a genuine release afterwards is still adopted (the attack did not brick updates). Key rotation
-done right, and what the device does on a transient error during the download, are tested
-after the table.
+done right is tested after the table. (A transient 429/5xx on the download, which this module
+found refusing the version for good, is tested in ``tests/sync/test_model_updates.py``.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from edgepersona.backend.keys import generate_keypair, load_public_key
 from edgepersona.sdk import EdgePersona, ManualClock, SyncSettings
 from edgepersona.sdk._bundle import MAX_FILE_BYTES
 
-from ..sync.conftest import Backend, DeviceNetwork, OpenDevice, body, status, syncing_device
+from ..sync.conftest import Backend, DeviceNetwork, OpenDevice, body, syncing_device
 from ..sync.test_model_updates import _unzipped, _zipped, reasons, release
 from .conftest import Figures
 
@@ -266,21 +266,3 @@ def test_key_rotation_done_right(
     release(backend, 5)
     adopt(sdk, clock, 5)
     figures.add("update_attacks", "key_rotations")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in sdk/_updates.py ModelUpdater._fetch: a 5xx/429 answer to the bundle "
-    "download raises RefusedError, so a transient server error refuses that version for good "
-    "('version N was refused before', and its ETag makes the next poll a 304): the device "
-    "never adopts it; a status error there should back off like the manifest poll does",
-)
-def test_a_server_error_during_the_download_is_retried_not_refused(
-    on_v3: EdgePersona, backend: Backend, network: DeviceNetwork, clock: ManualClock
-) -> None:
-    release(backend, 4)
-    network.faults["/v1/models/4/bundle"] = [status(503, {"Retry-After": "60"})]
-    clock.advance(120)
-    on_v3.sync(force=True)
-    clock.advance(3600)
-    assert on_v3.sync(force=True).model == "shadow v4 0/3"
