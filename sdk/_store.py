@@ -46,6 +46,9 @@ DB_NAME = "edgepersona.db"
 _DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
 _MAINTENANCE_EVERY_S = 3600.0
 _VACUUM_MIN_FREE_PAGES = 256  # 1 MiB of 4 KiB pages
+# SQLite keeps a WAL file at the largest size it ever reached (~4 MiB after one checkpoint
+# cycle); on a phone that is most of the footprint, so it is cut back when the log restarts.
+_WAL_LIMIT_BYTES = 1 << 20
 _OPEN_PATHS: set[Path] = set()
 _OPEN_PATHS_LOCK = threading.Lock()
 
@@ -334,6 +337,7 @@ class Store:
             with self._transaction():
                 self._retain(now)
             self._vacuum(force=True)
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._next_maintenance = now + _MAINTENANCE_EVERY_S
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -470,6 +474,7 @@ class Store:
                 raise StoreError(f"{self.path}: this filesystem does not support SQLite WAL")
             conn.execute(f"PRAGMA synchronous = {self.settings.durability.upper()}")
             conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")
             migrate(conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the database at {self.path}: {exc}") from exc

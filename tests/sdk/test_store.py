@@ -271,3 +271,19 @@ def test_a_failure_after_the_commit_does_not_write_the_batch_twice(
         ("buy", 1),
         ("view", 1),
     ]
+
+
+def test_maintain_leaves_an_empty_wal_file(data_dir: Path, clock: ManualClock) -> None:
+    settings = Settings(flush_max_rows=2_000, flush_interval_s=3600)
+    wal = data_dir / "edgepersona.db-wal"
+    with EdgePersona.open(data_dir, "app", clock=clock, settings=settings) as sdk:
+        sdk.consent.grant("personalization")
+        peak = 0
+        for batch in range(40):  # ~80k events: the log passes SQLite's checkpoint size
+            for i in range(2_000):
+                sdk.track_event("view_" + str(i % 50), float(i), ts=T0 + batch * 2_000 + i)
+            sdk.flush()
+            peak = max(peak, wal.stat().st_size)
+        assert peak > 2 * (1 << 20)  # it did grow past a checkpoint cycle
+        sdk.maintain()
+        assert wal.stat().st_size == 0
