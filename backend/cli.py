@@ -158,19 +158,19 @@ def run_retrain(args: argparse.Namespace) -> int:
         )
     key = load_private_key(Path(app.config["SIGNING_KEY_PATH"]))
     refused: retrain.RetrainError | None = None
-    with engine(app).begin() as conn:  # a refusal's report is committed too
-        try:
-            report = retrain.retrain(
-                conn,
-                weeks=args.weeks,
-                k=args.k,
-                floor=app.config["K_ANONYMITY_FLOOR"],
-                private_key=key,
-                now=app.config["CLOCK"].time(),
-            )
-        except retrain.RetrainError as exc:
-            refused, report = exc, exc.report
-    engine(app).dispose()
+    try:
+        report = retrain.retrain(
+            engine(app),
+            weeks=args.weeks,
+            k=args.k,
+            floor=app.config["K_ANONYMITY_FLOOR"],
+            private_key=key,
+            now=app.config["CLOCK"].time(),
+        )
+    except retrain.RetrainError as exc:
+        refused, report = exc, exc.report
+    finally:
+        engine(app).dispose()
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     if refused is not None:

@@ -9,9 +9,11 @@ from the row lock of the ``UPDATE`` that charges an upload (``store.charge_uploa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -24,7 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from .migrations import LATEST, migrate
 
-__all__ = ["engine", "get_db", "init_app", "init_db"]
+__all__ = ["engine", "get_db", "init_app", "init_db", "read_tx"]
 
 _EXTENSION = "edgepersona.db"
 SQLITE_BUSY_TIMEOUT_S = 15.0
@@ -35,6 +37,8 @@ SQLITE_BUSY_TIMEOUT_S = 15.0
 # worker's next request once (503 database_unavailable, which devices retry); SQLAlchemy then
 # replaces the pool's connections.
 PING_AFTER_IDLE_S = 1.0
+# An execution option (on the connection) and a pool-entry flag: this SQLite connection reads.
+_READ_ONLY = "edgepersona_read_only"
 
 
 def init_app(app: Flask) -> None:
@@ -56,6 +60,24 @@ def get_db() -> Connection:
         g.db = engine().connect()
     db: Connection = g.db
     return db
+
+
+@contextlib.contextmanager
+def read_tx(bound: Engine) -> Iterator[Connection]:
+    """A read-only transaction on a connection of its own: one consistent snapshot, no lock.
+
+    For a long read that writers must not wait for (a retrain's window). SQLite: a deferred
+    ``BEGIN`` with ``PRAGMA query_only``; in WAL mode its snapshot is fixed at the first read
+    and writers commit meanwhile (the WAL cannot be checkpointed past that snapshot until the
+    read ends, so it grows for that long). PostgreSQL: ``REPEATABLE READ, READ ONLY``, so every
+    statement sees the snapshot of the first. A write inside raises on both databases.
+    """
+    if bound.dialect.name == "sqlite":
+        options: dict[str, Any] = {_READ_ONLY: True}
+    else:
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    with bound.execution_options(**options).connect() as conn, conn.begin():
+        yield conn
 
 
 def init_db() -> int:
@@ -94,6 +116,7 @@ def _create_engine(url: str, ping_after_idle_s: float = PING_AFTER_IDLE_S) -> En
     created = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(created, "connect", _on_sqlite_connect)
     event.listen(created, "begin", _on_sqlite_begin)
+    event.listen(created, "checkin", _on_sqlite_checkin)
     return created
 
 
@@ -128,4 +151,15 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
 
 
 def _on_sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if not conn.get_execution_options().get(_READ_ONLY):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    conn.exec_driver_sql("PRAGMA query_only = ON")
+    conn.info[_READ_ONLY] = True  # the pool entry's: _on_sqlite_checkin turns it off again
+    conn.exec_driver_sql("BEGIN")
+
+
+def _on_sqlite_checkin(dbapi_connection: sqlite3.Connection | None, record: Any) -> None:
+    # Only a connection that read_tx used: the pooled connection is writable for the next user.
+    if record.info.pop(_READ_ONLY, False) and dbapi_connection is not None:
+        dbapi_connection.execute("PRAGMA query_only = OFF")

@@ -1,6 +1,9 @@
 """Retraining: learn a candidate persona model from the stored aggregates and register it at 0%.
 
-``retrain`` runs on the caller's connection, inside the caller's transaction:
+``retrain`` opens its own transactions on the engine it is given, so that uploads never wait
+for it: every read (the current model, the window, its outcome sums) happens in one read-only
+transaction (``db.read_tx``: one consistent snapshot, no write lock); training and evaluation
+in none; registering, or storing a refusal's report, in one short write transaction.
 
 1. **Read** the aggregates of the last ``weeks`` ISO weeks (by their ``week`` field, the week
    of ``now`` included) in chunks (``retrain_window``): memory stays bounded however many
@@ -20,35 +23,37 @@
      sample of the window (every vector when it holds no more than ``sample_rows``), the
      current personas (if any) keeping their ids; a second pass assigns every device-week.
      Only meaningful on vectors with little noise (a pilot fleet at a large epsilon).
-4. **Priors**: the Beta prior of each (persona, offer) cell of the playbook becomes the
-   previous prior plus the summed noised counts of the window's ``outcomes`` rows, where a
-   sum stands out of its noise (``NOISE_SDS`` standard deviations, from each row's epsilon);
-   other cells keep their prior and are counted (``cells_below_noise``). Cells whose persona or
-   offer the new bundle lacks are left out and counted.
+4. **Priors** (``retrain_priors``): the Beta prior of each (persona, offer) cell of the
+   playbook becomes the previous prior plus the summed noised counts of the window's
+   ``outcomes`` rows, where a sum stands out of its noise; other cells keep their prior and are
+   counted (``cells_below_noise``). Cells whose persona or offer the new bundle lacks are left
+   out and counted.
 5. **Evaluate**: agreement of the new model with the current one (both run through the SDK's
    ``PersonaModel``, as on a device; on the window's vectors for ``kmeans``, on the synthetic
    vectors for ``private_estimates``), the distilled model's held-out agreement, model size;
    gates are the training gates plus the floor.
 6. **Register** the candidate with ``registry.publish`` (0% rollout; never version 1, which
    every SDK ships) if every gate passed, and store the report in ``retrains`` in every case.
+   A model published (or rolled back) while training ran makes the candidate's version stale:
+   ``version_not_newer``, nothing registered, since it was trained against a replaced model.
 
-A refusal's report row is written before ``RetrainError``: commit anyway to keep it. Known
-limit: a week in two consecutive retrain windows adds its outcome counts to the priors twice.
+Known limit: a week in two consecutive retrain windows adds its outcome counts to the priors
+twice.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from edgepersona.edge_models.bundle import default_playbook, write_bundle
 from edgepersona.edge_models.private_training import PrivateSums, retrain_private
@@ -60,12 +65,13 @@ from edgepersona.edge_models.training import (
 )
 from edgepersona.sdk._inference import PersonaModel
 from edgepersona.sdk.features import FEATURES
-from edgepersona.sdk.privacy import outcome_noise_scale
 
 from . import registry
-from .errors import BackendError
+from .db import read_tx
+from .errors import BackendError, RegistryError
+from .retrain_priors import playbook_with_priors, read_outcome_sums
 from .retrain_window import CHUNK_ROWS, Window, read_window
-from .schema import aggregates, models, outcomes, retrains
+from .schema import models, retrains
 
 __all__ = [
     "CHUNK_ROWS",
@@ -80,18 +86,17 @@ __all__ = [
 DEFAULT_K = 5  # personas when no model is published yet
 DEFAULT_WEEKS = 4
 BUILT_IN_VERSION = 1
-OUTCOME_SCALE_AT_1 = outcome_noise_scale(1.0)  # a count's Laplace scale is this / epsilon
-NOISE_SDS = 2.0
 BUNDLE_LIFETIME = dt.timedelta(days=365)
 _PREDICT_ROWS = 20_000
 
 
 class RetrainError(BackendError):
-    """Retraining stopped without publishing; ``report`` was stored (commit to keep it).
+    """Retraining stopped without publishing; ``report`` was stored (committed).
 
     ``code``: ``too_few_devices`` (below the k-anonymity floor), ``training_refused`` (the
     data cannot be split into ``k`` personas: fewer than 5 device-weeks per persona, or a
-    cluster too small to hold out) or ``gates_failed``.
+    cluster too small to hold out), ``gates_failed`` or ``version_not_newer`` (a model was
+    published while it trained: run it again).
     """
 
     def __init__(self, code: str, message: str, report: dict[str, Any]) -> None:
@@ -109,7 +114,7 @@ def week_window(now: float, weeks: int) -> tuple[str, str]:
 
 
 def retrain(
-    conn: Connection,
+    bound: Engine,
     *,
     weeks: int,
     k: int | None,
@@ -118,21 +123,28 @@ def retrain(
     now: float,
     seed: int = 0,
     sample_rows: int = MAX_CLUSTER_ROWS,
+    on_training: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Retrain from the last ``weeks`` weeks of aggregates; return the stored report.
 
     Clustering learns from a uniform sample of at most ``sample_rows`` device-weeks (all of
-    them in a smaller window). Raises ``RetrainError`` (after storing the report) when it
-    does not publish.
+    them in a smaller window). ``on_training``, if given, is called once the window is read and
+    its read transaction closed, just before training: for a caller's progress display, or a
+    test acting while a retrain trains. Raises ``RetrainError`` (after storing the report)
+    when it does not publish.
     """
     started = time.perf_counter()
     first_week, last_week = week_window(now, weeks)
-    current = _current_bundle(conn)
-    previous = _personas(current["manifest"]) if current else ()
-    k = k if k is not None else (len(previous) or DEFAULT_K)
-    private = PrivateSums([p.id for p in previous]) if previous and k == len(previous) else None
     with tempfile.TemporaryFile(prefix="ep-retrain-") as spool:
-        window = read_window(conn, first_week, last_week, spool, sample_rows, seed, private)
+        with read_tx(bound) as conn:
+            newest = _newest_version(conn)
+            current = _current_bundle(conn, newest)
+            previous = _personas(current["manifest"]) if current else ()
+            k = k if k is not None else (len(previous) or DEFAULT_K)
+            use_private = bool(previous) and k == len(previous)
+            private = PrivateSums([p.id for p in previous]) if use_private else None
+            window = read_window(conn, first_week, last_week, spool, sample_rows, seed, private)
+            outcome_sums = read_outcome_sums(conn, first_week, last_week)
         report: dict[str, Any] = {
             "created_at": now,
             "weeks": weeks,
@@ -151,13 +163,15 @@ def retrain(
         }
         if window.devices < floor:
             _refuse(
-                conn,
+                bound,
                 report,
                 started,
                 "too_few_devices",
                 f"{window.devices} distinct devices sent aggregates in {first_week}..{last_week}, "
                 f"fewer than the k-anonymity floor of {floor}; nothing was trained.",
             )
+        if on_training is not None:
+            on_training()
         spreads = _spreads(current["manifest"]) if current else {}
         try:
             if private is not None:
@@ -167,12 +181,11 @@ def retrain(
             else:
                 trained = train(window.sample, k=k, previous=previous, seed=seed)
         except ValueError as exc:
-            _refuse(conn, report, started, "training_refused", f"Training was refused: {exc}.")
+            _refuse(bound, report, started, "training_refused", f"Training was refused: {exc}.")
         # v1 is the bundle every SDK ships: a retrained model must be newer than it
-        version = max(_newest_version(conn), BUILT_IN_VERSION) + 1
-        playbook, priors_report = _playbook_with_priors(
-            conn, current, trained.personas, first_week, last_week
-        )
+        version = max(newest, BUILT_IN_VERSION) + 1
+        base = json.loads(current["files"]["playbook.json"]) if current else default_playbook()
+        playbook, priors_report = playbook_with_priors(base, trained.personas, outcome_sums)
         # Spreads cannot be learnt from noised uploads: a private retrain carries them over.
         kept = {p.id: spreads[p.id] for p in trained.personas if p.id in spreads}
         files = _bundle_files(trained, version, playbook, now, kept if private else {})
@@ -195,15 +208,13 @@ def retrain(
     failed = sorted(name for name, ok in report["gates"].items() if not ok)
     if failed:
         _refuse(
-            conn,
+            bound,
             report,
             started,
             "gates_failed",
             f"The candidate failed the gates {', '.join(failed)}; nothing was published.",
         )
-    manifest = registry.publish(conn, files, private_key, now)
-    report["published_version"] = manifest["version"]
-    return _store(conn, report, started)
+    return _register(bound, files, private_key, now, report, started)
 
 
 def list_retrains(conn: Connection) -> list[dict[str, Any]]:
@@ -212,9 +223,8 @@ def list_retrains(conn: Connection) -> list[dict[str, Any]]:
     return [{**_as_dict(row.report), "id": row.id} for row in rows]
 
 
-def _current_bundle(conn: Connection) -> dict[str, Any] | None:
-    """The newest published version's number, manifest and files, or None."""
-    version = _newest_version(conn)
+def _current_bundle(conn: Connection, version: int) -> dict[str, Any] | None:
+    """The newest published version's (``version``) number, manifest and files, or None."""
     files = registry.bundle_files(conn, version) if version else None
     if files is None:
         return None
@@ -231,64 +241,6 @@ def _personas(manifest: dict[str, Any]) -> tuple[Persona, ...]:
         )
         for p in manifest["personas"]
     )
-
-
-def _playbook_with_priors(
-    conn: Connection,
-    current: dict[str, Any] | None,
-    personas: tuple[Persona, ...],
-    first_week: str,
-    last_week: str,
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """A copy of the current playbook whose priors include the window's outcome counts."""
-    base = json.loads(current["files"]["playbook.json"]) if current else default_playbook()
-    playbook = copy.deepcopy(base)
-    ids = {p.id for p in personas}
-    priors: dict[str, dict[str, list[float]]] = {
-        persona: {offer: list(ab) for offer, ab in table.items()}
-        for persona, table in playbook.get("priors", {}).items()
-        if persona in ids  # a persona the new model lacks would make devices refuse it
-    }
-    offers = set(playbook.get("offers", {}))
-    query = (
-        select(
-            outcomes.c.persona,
-            outcomes.c.offer,
-            func.sum(outcomes.c.accepted),
-            func.sum(outcomes.c.dismissed),
-            func.count(),
-            # the variance of a summed count's Laplace noise: 2 b^2 per row, b from epsilon
-            func.sum(2.0 * OUTCOME_SCALE_AT_1**2 / (aggregates.c.epsilon * aggregates.c.epsilon)),
-        )
-        .select_from(outcomes.join(aggregates, outcomes.c.aggregate_id == aggregates.c.id))
-        .where(aggregates.c.week >= first_week, aggregates.c.week <= last_week)
-        .group_by(outcomes.c.persona, outcomes.c.offer)
-    )
-    updated = ignored = below_noise = rows = 0
-    for persona, offer, accepted, dismissed, count, variance in conn.execute(query):
-        rows += int(count)
-        if persona not in ids or offer not in offers:
-            ignored += 1
-            continue
-        # A sum within NOISE_SDS deviations of its noise would only swamp the prior with noise
-        floor = NOISE_SDS * float(variance) ** 0.5
-        gains = [float(v) if float(v) > floor else 0.0 for v in (accepted, dismissed)]
-        if not any(gains):
-            below_noise += 1
-            continue
-        alpha, beta = priors.setdefault(persona, {}).get(offer, [1.0, 1.0])
-        priors[persona][offer] = [
-            round(float(alpha) + gains[0], 3),
-            round(float(beta) + gains[1], 3),
-        ]
-        updated += 1
-    playbook["priors"] = priors
-    return playbook, {
-        "outcome_rows": rows,
-        "cells_updated": updated,
-        "cells_below_noise": below_noise,
-        "cells_ignored": ignored,
-    }
 
 
 def _bundle_files(
@@ -365,11 +317,42 @@ def _assign_window(
     return sizes.tolist(), agreement
 
 
+def _register(
+    bound: Engine,
+    files: dict[str, bytes],
+    private_key: Ed25519PrivateKey,
+    now: float,
+    report: dict[str, Any],
+    started: float,
+) -> dict[str, Any]:
+    """Publish the candidate and store its report in one short write transaction."""
+    try:
+        with bound.begin() as conn:
+            # publish re-checks, under its lock, that the version read at the start is newest
+            report["published_version"] = registry.publish(conn, files, private_key, now)["version"]
+            return _store(conn, report, started)
+    except RegistryError as exc:
+        if exc.code != "version_not_newer":
+            raise
+    report["published_version"] = None
+    _refuse(
+        bound,
+        report,
+        started,
+        "version_not_newer",
+        f"A model was published or rolled back while this retrain trained against version "
+        f"{report['current_version']}, so its candidate is stale; nothing was registered. "
+        "Run the retrain again to train against the new current model.",
+    )
+
+
 def _refuse(
-    conn: Connection, report: dict[str, Any], started: float, code: str, message: str
+    bound: Engine, report: dict[str, Any], started: float, code: str, message: str
 ) -> NoReturn:
     report["refusal"] = {"code": code, "message": message}
-    raise RetrainError(code, message, _store(conn, report, started))
+    with bound.begin() as conn:
+        stored = _store(conn, report, started)
+    raise RetrainError(code, message, stored)
 
 
 def _store(conn: Connection, report: dict[str, Any], started: float) -> dict[str, Any]:

@@ -9,27 +9,31 @@ reach the database run once, on SQLite, below it.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from edgepersona.backend import registry, store
-from edgepersona.backend.db import engine, init_db
+from edgepersona.backend.db import engine, init_db, read_tx
 from edgepersona.backend.keys import generate_keypair, load_private_key
 from edgepersona.backend.payload import Outcome, Upload
-from edgepersona.backend.retrain import retrain, week_window
+from edgepersona.backend.retrain import RetrainError, retrain, week_window
 from edgepersona.backend.schema import retrains
 from edgepersona.edge_models.bundle import fleet_vectors
 from edgepersona.edge_models.population import population
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
 
 from ..conftest import T0
-from .conftest import WEEK_OF_T0, MakeApp, register
+from .conftest import WEEK_OF_T0, MakeApp, register, valid_payload
 from .test_registry import ADMIN, ADMIN_KEY, default_files, stored_versions
 
 DEVICES = 120
@@ -114,6 +118,38 @@ def priors_of(app: Flask, version: int) -> dict[str, dict[str, list[float]]]:
     return dict(json.loads(files["playbook.json"])["priors"])
 
 
+def retrain_paused_in_training(app: Flask, while_training: Callable[[], None]) -> dict[str, Any]:
+    """Run ``retrain`` in a thread, call ``while_training`` once it is in its training phase
+    (the window read), then let it go on; its report, or the ``RetrainError`` it raised."""
+    training, proceed = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def pause() -> None:
+        training.set()
+        proceed.wait()
+
+    def run() -> None:
+        key = load_private_key(Path(app.config["SIGNING_KEY_PATH"]))
+        try:
+            outcome["report"] = retrain(
+                engine(app), weeks=1, k=None, floor=50, private_key=key, now=T0, on_training=pause
+            )
+        except RetrainError as exc:
+            outcome["refused"] = exc
+        finally:
+            training.set()  # so that a retrain ending early fails the test instead of hanging it
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert training.wait(timeout=300) and not outcome, f"no training phase: {outcome}"
+        while_training()
+    finally:
+        proceed.set()
+        thread.join()
+    return outcome
+
+
 class RetrainContract:
     """Retraining behaviour every supported database must show."""
 
@@ -171,10 +207,9 @@ class RetrainContract:
         vectors, sizes = planted_around_default_personas(seed=5)
         store_uploads(app, vectors)
         key = load_private_key(Path(app.config["SIGNING_KEY_PATH"]))
-        with engine(app).begin() as conn:
-            report = retrain(
-                conn, weeks=1, k=None, floor=50, private_key=key, now=T0, sample_rows=300
-            )
+        report = retrain(
+            engine(app), weeks=1, k=None, floor=50, private_key=key, now=T0, sample_rows=300
+        )
         assert report["method"] == "kmeans" and report["clustered_device_weeks"] == 300
         assert report["device_weeks"] == report["devices"] == len(vectors) == 1000
         # Every device-week was assigned, and each planted group was found whole.
@@ -196,6 +231,61 @@ class RetrainContract:
         ((version, report),) = stored_reports(app)
         assert version is None and report["refusal"]["code"] == "too_few_devices"
         assert report["devices"] == 10 and report["k_anonymity_floor"] == 50
+
+    def test_uploads_are_accepted_while_a_retrain_trains(
+        self, app: Flask, client: FlaskClient, vectors: np.ndarray
+    ) -> None:
+        publish_default(app)
+        store_uploads(app, vectors)
+        device = register(client)
+        answers = []
+
+        def upload() -> None:  # on SQLite, before read_tx: 503 after the busy timeout
+            answers.append(client.post("/v1/aggregates", json=valid_payload(), headers=device))
+
+        outcome = retrain_paused_in_training(app, upload)
+        assert [a.status_code for a in answers] == [201], answers[0].json
+        report = outcome["report"]
+        assert report["published_version"] == 2 and stored_versions(app) == [1, 2]
+        # trained on the snapshot it read: the upload that came in meanwhile is not in it
+        assert report["device_weeks"] == report["devices"] == DEVICES
+        assert [version for version, _ in stored_reports(app)] == [2]
+
+    def test_a_model_published_while_training_makes_the_retrain_refuse(
+        self, app: Flask, vectors: np.ndarray
+    ) -> None:
+        publish_default(app)
+        store_uploads(app, vectors)
+        key = load_private_key(Path(app.config["SIGNING_KEY_PATH"]))
+
+        def roll_back() -> None:  # publishes version 2 while the retrain means to be 2
+            with engine(app).begin() as conn:
+                registry.rollback(conn, 1, key, T0)
+
+        refused = retrain_paused_in_training(app, roll_back)["refused"]
+        assert refused.code == "version_not_newer"
+        assert "trained against version 1" in refused.message
+        assert stored_versions(app) == [1, 2]  # the rollback only
+        ((version, report),) = stored_reports(app)
+        assert version is None and report["refusal"]["code"] == "version_not_newer"
+
+    def test_a_read_transaction_lets_writers_commit_keeps_its_snapshot_and_cannot_write(
+        self, app: Flask
+    ) -> None:
+        row = {"created_at": T0, "report": {}, "published_version": None}
+        with read_tx(engine(app)) as conn:
+            assert conn.execute(select(func.count()).select_from(retrains)).scalar_one() == 0
+            # on SQLite under BEGIN IMMEDIATE, this would wait out the busy timeout and fail
+            with engine(app).begin() as writer:
+                writer.execute(insert(retrains).values(**row))
+            assert conn.execute(select(func.count()).select_from(retrains)).scalar_one() == 0
+            with pytest.raises(DBAPIError):
+                conn.execute(insert(retrains).values(**row))
+        # The pool hands out its two connections in turn: read_tx's is writable again.
+        for _ in range(2):
+            with engine(app).begin() as writer:
+                writer.execute(insert(retrains).values(**row))
+        assert len(stored_reports(app)) == 3
 
 
 class TestRetrainSQLite(RetrainContract):
