@@ -159,7 +159,9 @@ def _batches(
 def _fill_sqlite(engine: Engine, batches: Iterator[Batch]) -> None:
     with engine.connect() as conn:
         for devices, aggregates, outcomes in batches:
-            conn.exec_driver_sql("INSERT INTO devices VALUES (?, ?, ?)", devices)
+            conn.exec_driver_sql(
+                "INSERT INTO devices (id, token_sha256, created_at) VALUES (?, ?, ?)", devices
+            )
             marks = ", ".join("?" * len(AGGREGATE_COLUMNS))
             conn.exec_driver_sql(
                 f"INSERT INTO aggregates ({', '.join(AGGREGATE_COLUMNS)}) VALUES ({marks})",
