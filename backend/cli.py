@@ -107,7 +107,13 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.debug:
         create_app(overrides).run(host=args.host, port=args.port, debug=True)
         return 0
-    options = {"bind": f"{args.host}:{args.port}", "workers": args.workers}
+    # No control socket: gunicorn 27 would otherwise write one under ~/.gunicorn, and nothing
+    # here manages the server through it (signals and the process manager do).
+    options = {
+        "bind": f"{args.host}:{args.port}",
+        "workers": args.workers,
+        "control_socket_disable": True,
+    }
     GunicornApplication(lambda: create_app(overrides), options).run()
     return 0
 

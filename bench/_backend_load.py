@@ -83,7 +83,7 @@ def start_backend(processes: Processes, database_url: str, env: dict[str, str], 
 def start_bare(processes: Processes, log: Path) -> str:
     """The reference app under gunicorn with the backend's settings; its URL."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2"]
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--no-control-socket"]
     command += ["--bind", f"127.0.0.1:{port}", "--chdir", str(HERE), "_bare_app:create_app()"]
     processes.start(command, log, dict(os.environ))
     url = f"http://127.0.0.1:{port}"

@@ -8,12 +8,8 @@ answers it, shows the totals of both, including the scrapes before it.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,15 +17,9 @@ import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .gunicorn_service import backend_env, backend_serve
+
 REGISTRATIONS = 12
-EDGEPERSONA = Path(sys.executable).with_name("edgepersona")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -37,35 +27,14 @@ def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The service under gunicorn with two workers; its URL and its metrics directory."""
     shared = tmp_path / "metrics"
     shared.mkdir()
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("EDGEPERSONA_")}
-    env |= {
-        "EDGEPERSONA_DATABASE_URL": f"sqlite:///{tmp_path / 'backend.db'}",
-        "PROMETHEUS_MULTIPROC_DIR": str(shared),
-    }
-    command = [str(EDGEPERSONA), "backend", "serve", "--workers", "2", "--port", str(port)]
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
+    env = backend_env(
+        {
+            "EDGEPERSONA_DATABASE_URL": f"sqlite:///{tmp_path / 'backend.db'}",
+            "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        }
+    )
+    with backend_serve(env, tmp_path / "gunicorn.log") as url:
         yield url, shared
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gunicorn exited; see gunicorn.log in the test's tmp_path"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)  # not listening yet: poll again
-    pytest.fail("the service did not answer /healthz within 60 s")
 
 
 def count(text: str, endpoint: str, status: str) -> int:

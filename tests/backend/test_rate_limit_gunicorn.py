@@ -9,8 +9,6 @@ both workers (their files in ``PROMETHEUS_MULTIPROC_DIR``) show that both took u
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +21,7 @@ from sqlalchemy import create_engine, func, select
 from edgepersona.backend.schema import aggregates
 
 from .conftest import valid_payload
-from .test_metrics_gunicorn import EDGEPERSONA, free_port, wait_until_ready
+from .gunicorn_service import backend_env, backend_serve
 
 LIMIT = 5  # one upload back every 720 s: the test never sees a refill
 UPLOADS = 40
@@ -43,24 +41,15 @@ def service(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The service under gunicorn with two workers; its URL and its metrics directory."""
     shared = tmp_path / "metrics"
     shared.mkdir()
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("EDGEPERSONA_")}
-    env |= {
-        "EDGEPERSONA_DATABASE_URL": database_url,
-        "EDGEPERSONA_RATE_LIMIT_UPLOADS_PER_HOUR": str(LIMIT),
-        "PROMETHEUS_MULTIPROC_DIR": str(shared),
-    }
-    command = [str(EDGEPERSONA), "backend", "serve", "--workers", "2", "--port", str(port)]
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
+    env = backend_env(
+        {
+            "EDGEPERSONA_DATABASE_URL": database_url,
+            "EDGEPERSONA_RATE_LIMIT_UPLOADS_PER_HOUR": str(LIMIT),
+            "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        }
+    )
+    with backend_serve(env, tmp_path / "gunicorn.log") as url:
         yield url, shared
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def uploads_per_worker(shared: Path) -> list[float]:

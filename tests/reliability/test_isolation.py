@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -34,7 +31,7 @@ from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.keys import generate_keypair
 from edgepersona.sdk import EdgePersona, ManualClock
 
-from ..backend.test_metrics_gunicorn import wait_until_ready
+from ..backend.gunicorn_service import backend_env, free_port, running
 from ..sync.conftest import ADMIN_KEY, Backend, DeviceNetwork, OpenDevice, syncing_device
 from ..sync.test_model_updates import release
 from .conftest import Figures
@@ -187,37 +184,27 @@ def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     private = tmp_path / "server-key.pem"
     generate_keypair(private, tmp_path / "server-key.pub.json")
     admin_key = "gunicorn-admin-key-" + "7" * 24
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPERSONA_")}
-    env |= {
-        "EDGEPERSONA_DATABASE_URL": database,
-        "EDGEPERSONA_ADMIN_API_KEY": admin_key,
-        "EDGEPERSONA_SIGNING_KEY_PATH": str(private),
-    }
+    env = backend_env(
+        {
+            "EDGEPERSONA_DATABASE_URL": database,
+            "EDGEPERSONA_ADMIN_API_KEY": admin_key,
+            "EDGEPERSONA_SIGNING_KEY_PATH": str(private),
+        }
+    )
     app = create_app({"DATABASE_URL": database})
     with app.app_context():
         init_db()
     engine(app).dispose()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tmp_path / "gunicorn.log"
     command = [
         *(sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"),
         *("--access-logfile", str(log), "--error-logfile", str(log), "--log-level", "debug"),
-        "--capture-output",
-        "edgepersona.backend:create_app()",
+        *("--capture-output", "--no-control-socket", "edgepersona.backend:create_app()"),
     ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
+    with running(command, env, tmp_path / "gunicorn.out", f"http://127.0.0.1:{port}"):
         pem = [line for line in private.read_text().splitlines() if "-----" not in line]
-        yield url, log, [admin_key, *pem]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        yield f"http://127.0.0.1:{port}", log, [admin_key, *pem]
 
 
 @pytest.mark.slow
