@@ -11,11 +11,9 @@ import contextlib
 import json
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +26,10 @@ from edgepersona.backend import create_app
 from edgepersona.backend.db import engine, init_db
 from edgepersona.sdk import EdgePersona, ManualClock
 
+from ..backend.gunicorn_service import free_port, wait_until_ready
 from .conftest import DeviceNetwork, live_a_week
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -63,14 +55,7 @@ class Server:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"gunicorn exited; see {self.log}"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)  # not listening yet
-        pytest.fail(f"the server did not answer /healthz within 60 s; see {self.log}")
+        wait_until_ready(self.url, self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
