@@ -4,7 +4,7 @@ SQLite (the default) runs in WAL mode with foreign keys on, and every transactio
 ``BEGIN IMMEDIATE``: it takes the write lock up front, so two workers checking the same rate
 limit queue up instead of both charging the last upload of a bucket (or one failing with
 "database is locked" halfway). PostgreSQL (``postgresql+psycopg://``) gets the same guarantee
-from the row lock of the ``UPDATE`` that charges an upload (``store.charge_upload``).
+from the row lock of the ``UPDATE`` that charges an upload (``backend.upload_write``).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ the limit, a replay of a stored one is not charged again, and the aggregate, its
 the charge are written in one transaction.
 
 The body is parsed and validated before the transaction (it needs no database), so the device
-row is locked only for the three statements of a valid upload; the answers still come in the
-contract's order, because a refused body is only reported once the token is known to be good.
+row is locked only for the write of a valid upload (``backend.upload_write``); the answers still
+come in the contract's order, because a refused body is only reported once the token is known
+to be good.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify
 
 from . import store
-from .db import get_db
+from .db import engine, get_db
 from .errors import ApiError, PayloadError
 from .metrics import metrics
 from .payload import Upload, validate_upload
+from .upload_write import write_upload
 from .web import bearer_token_sha256, body_bytes, json_body, unknown_token
 
 __all__ = ["bp"]
@@ -37,30 +39,23 @@ def upload() -> tuple[Response, int]:
     raw = body_bytes()
     now = config["CLOCK"].time()
     checked, rejected_field = _checked_upload(raw, now)
-    db = get_db()
-    with db.begin():
-        if isinstance(checked, ApiError):
-            if store.find_device(db, token_sha256) is None:
-                raise unknown_token()
-            g.rejected_field = rejected_field
-            raise checked
-        device_id = store.charge_upload(db, token_sha256, now, limit)
-        if device_id is None:
-            retry_after = store.rate_limit_retry_after(db, token_sha256, now, limit)
-            if retry_after is None:
-                raise unknown_token()
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"This device reached its limit of {limit} uploads per hour; "
-                f"retry in {retry_after} seconds.",
-                headers={"Retry-After": str(retry_after)},
-            )
-        if store.insert_upload(db, device_id, checked, now) is None:
-            store.refund_upload(db, device_id, limit)
-            status, code = "duplicate", 200
-        else:
-            status, code = "accepted", 201
+    if isinstance(checked, ApiError):
+        if store.find_device(get_db(), token_sha256) is None:
+            raise unknown_token()
+        g.rejected_field = rejected_field
+        raise checked
+    written = write_upload(engine(), token_sha256, checked, now, limit)
+    if written.status == "unknown_token":
+        raise unknown_token()
+    if written.status == "rate_limited":
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"This device reached its limit of {limit} uploads per hour; "
+            f"retry in {written.retry_after} seconds.",
+            headers={"Retry-After": str(written.retry_after)},
+        )
+    status, code = ("accepted", 201) if written.status == "accepted" else ("duplicate", 200)
     metrics(current_app).inc(f"edgepersona_uploads_{status}_total")
     return jsonify(status=status), code
 

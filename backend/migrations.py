@@ -132,8 +132,8 @@ def _v3(conn: Connection) -> None:
 
 def _v4(conn: Connection) -> None:
     # The rate limit moves from one uploads_log row per upload to one number per device (GCRA,
-    # see store.py): every device starts with a full bucket, so for the hour after the upgrade
-    # a device may send up to one burst more than the limit.
+    # see upload_write.py): every device starts with a full bucket, so for the hour after the
+    # upgrade a device may send up to one burst more than the limit.
     conn.execute(
         text("ALTER TABLE devices ADD COLUMN rate_tat DOUBLE PRECISION NOT NULL DEFAULT 0")
     )

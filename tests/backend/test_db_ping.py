@@ -6,11 +6,20 @@ waits until the server process is gone), as a database restart would.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from edgepersona.backend.db import _create_engine
+from edgepersona.backend.migrations import migrate
+from edgepersona.backend.payload import validate_upload
+from edgepersona.backend.store import create_device
+from edgepersona.backend.upload_write import write_upload
+
+from ..conftest import T0
+from .conftest import valid_payload
 
 
 def backend_pid(conn: Connection) -> int:
@@ -44,3 +53,26 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(postgres_url: str) -> None
     with engine.connect() as conn:  # SQLAlchemy dropped the dead connection
         assert backend_pid(conn) != dead
     engine.dispose()
+
+
+def test_an_upload_on_a_dead_connection_fails_as_unavailable_and_the_next_reconnects(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The upload write runs on the driver's connection (backend/upload_write.py), outside
+    SQLAlchemy's execution layer: its errors must still arrive as SQLAlchemy's (a 503), and a
+    dead connection must leave the pool quietly (not through a failed reset logged as an
+    error)."""
+    engine = _create_engine(postgres_url, ping_after_idle_s=3600.0)
+    migrate(engine)
+    with engine.begin() as conn:
+        create_device(conn, "d" * 32, "token-hash", 0.0)
+        dead = backend_pid(conn)
+    upload = validate_upload(valid_payload(), T0)
+    terminate(postgres_url, dead)
+    with pytest.raises(OperationalError):
+        write_upload(engine, "token-hash", upload, T0, limit=20)
+    assert write_upload(engine, "token-hash", upload, T0, limit=20).status == "accepted"
+    with engine.connect() as conn:
+        assert backend_pid(conn) != dead
+    engine.dispose()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

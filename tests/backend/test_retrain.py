@@ -28,6 +28,7 @@ from edgepersona.backend.keys import generate_keypair, load_private_key
 from edgepersona.backend.payload import Outcome, Upload
 from edgepersona.backend.retrain import RetrainError, retrain, week_window
 from edgepersona.backend.schema import retrains
+from edgepersona.backend.upload_write import write_upload
 from edgepersona.edge_models.bundle import fleet_vectors
 from edgepersona.edge_models.population import population
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
@@ -67,24 +68,25 @@ def app(make_app: MakeApp, tmp_path: Path) -> Flask:
 
 def store_uploads(app: Flask, vectors: np.ndarray, week: str = WEEK_OF_T0) -> None:
     """One device per vector, each uploading it for ``week``; the first ones with outcomes."""
+    tokens = [uuid.uuid4().hex + uuid.uuid4().hex for _ in vectors]
     with engine(app).begin() as conn:
-        for index, vector in enumerate(vectors):
-            device = uuid.uuid4().hex
-            store.create_device(conn, device, uuid.uuid4().hex + uuid.uuid4().hex, T0)
-            rows = OUTCOMES if index < OUTCOME_DEVICES else ()
-            upload = Upload(
-                upload_id=uuid.uuid4().hex,
-                schema_version=SCHEMA_VERSION,
-                week=week,
-                features=tuple(float(v) for v in vector),
-                epsilon=1.0,
-                mechanism="laplace",
-                model_version=1,
-                persona="commuter",
-                outcomes=tuple(Outcome(*row) for row in rows),
-                sdk_version="0.1.0",
-            )
-            store.insert_upload(conn, device, upload, T0)
+        for token in tokens:
+            store.create_device(conn, uuid.uuid4().hex, token, T0)
+    for index, (token, vector) in enumerate(zip(tokens, vectors, strict=True)):
+        rows = OUTCOMES if index < OUTCOME_DEVICES else ()
+        upload = Upload(
+            upload_id=uuid.uuid4().hex,
+            schema_version=SCHEMA_VERSION,
+            week=week,
+            features=tuple(float(v) for v in vector),
+            epsilon=1.0,
+            mechanism="laplace",
+            model_version=1,
+            persona="commuter",
+            outcomes=tuple(Outcome(*row) for row in rows),
+            sdk_version="0.1.0",
+        )
+        assert write_upload(engine(app), token, upload, T0, limit=1).status == "accepted"
 
 
 def planted_around_default_personas(seed: int) -> tuple[np.ndarray, dict[str, int]]:

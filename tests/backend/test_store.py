@@ -7,6 +7,8 @@ pattern). Rows are counted in the database itself, not inferred from answers.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
 import secrets
 import threading
 from typing import Any
@@ -17,7 +19,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import Table, UniqueConstraint, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from edgepersona.backend import store
 from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.errors import SchemaError
 from edgepersona.backend.migrations import LATEST, MIGRATIONS, current_version, migrate
@@ -29,6 +30,7 @@ from edgepersona.backend.schema import (
     outcomes,
     schema_version,
 )
+from edgepersona.backend.upload_write import write_upload
 from edgepersona.backend.web import hash_token
 from edgepersona.sdk import ManualClock
 
@@ -127,17 +129,13 @@ class StoreContract:
         twice = Outcome("o", 1.0, 0.0)
         broken = dataclasses.replace(upload, outcomes=(twice, twice))
         token_hash = hash_token(auth["Authorization"].split()[1])
-        full, owner = rate_tat(app, auth), device_id(app, auth)
-
-        def write() -> None:  # the ingest view's transaction, with an outcome that must fail
-            with engine(app).connect() as conn, conn.begin():
-                assert store.charge_upload(conn, token_hash, T0, 20) == owner
-                store.insert_upload(conn, owner, broken, T0)
-
-        with pytest.raises(IntegrityError):
-            write()
+        full = rate_tat(app, auth)
+        with pytest.raises(IntegrityError):  # the ingest view's write, with an outcome that fails
+            write_upload(engine(app), token_hash, broken, T0, limit=20)
         assert count(app, aggregates) == count(app, outcomes) == 0
         assert rate_tat(app, auth) == full  # the charge was rolled back too
+        # and the connection went back to the pool usable
+        assert write_upload(engine(app), token_hash, upload, T0, limit=20).status == "accepted"
 
     def test_a_refused_upload_stores_nothing(
         self, app: Flask, client: FlaskClient, auth: dict[str, str]
@@ -361,6 +359,24 @@ class StoreContract:
 
 class TestSQLite(StoreContract):
     """The default database: a file in a temporary folder (see conftest.database_url)."""
+
+    def test_upload_writers_take_turns_through_the_lock_file(
+        self, app: Flask, auth: dict[str, str]
+    ) -> None:
+        answers: list[int] = []
+        upload = threading.Thread(
+            target=lambda: answers.append(post(app.test_client(), auth, valid_payload())[0])
+        )
+        lock = os.open(f"{engine(app).url.database}-writer.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another worker's turn
+            upload.start()
+            upload.join(0.5)
+            assert upload.is_alive() and count(app, aggregates) == 0  # it waits its turn
+        finally:
+            os.close(lock)
+        upload.join()
+        assert answers == [201] and count(app, aggregates) == 1
 
 
 class TestPostgreSQL(StoreContract):
