@@ -61,6 +61,9 @@ MAX_COUNT = 1e4  # noised counts may be negative: the bound is on the magnitude
 MAX_INT = 2**31 - 1  # fits a 32-bit INTEGER column on every database
 MAX_WEEKS_BACK = 52
 
+_KEY_SETS: dict[tuple[str, ...], frozenset[str]] = {
+    keys: frozenset(keys) for keys in (PAYLOAD_KEYS, OUTCOME_KEYS)
+}
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _WEEK = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -118,6 +121,8 @@ def validate_upload(body: object, now: float) -> Upload:
 def _object(field: str, path: str, value: object, keys: tuple[str, ...]) -> Mapping[str, object]:
     if not isinstance(value, dict):
         raise PayloadError(field, path, f"expected a JSON object, got {_kind(value)}")
+    if value.keys() == _KEY_SETS[keys]:
+        return value
     for key in value:
         if key not in keys:
             raise PayloadError(
@@ -146,6 +151,8 @@ def _kind(value: object) -> str:
 
 
 def _number(field: str, path: str, value: object) -> float:
+    if type(value) is float and math.isfinite(value):  # nearly every number, checked first
+        return value
     # bool is an int subclass, but true is not 1.0 epsilon: it is a bug in the sender.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PayloadError(field, path, f"expected a number, got {_kind(value)}")
@@ -212,7 +219,11 @@ def _features(value: object) -> tuple[float, ...]:
             f"has {len(value)} values; accepted: exactly {len(FEATURES)} "
             f"(feature schema v{SCHEMA_VERSION}, in docs/features.md order)",
         )
-    numbers = []
+    # Nearly every upload: finite floats, each in its band (NaN fails the comparison).
+    bands = zip(value, FEATURE_BOUNDS, strict=True)  # lengths checked above
+    if all(type(x) is float and low <= x <= high for x, (low, high) in bands):
+        return tuple(value)
+    numbers = []  # ints are numbers too; otherwise this finds the first bad value
     for i, (item, feature, (low, high)) in enumerate(
         zip(value, FEATURES, FEATURE_BOUNDS, strict=True)
     ):
