@@ -110,6 +110,17 @@ class StoreContract:
         assert row["features"] == payload["features"]
         assert (row["week"], row["epsilon"], row["mechanism"]) == ("2026-W10", 1.0, "laplace")
         assert (row["model_version"], row["schema_version"], row["received_at"]) == (3, 1, T0)
+        with engine(app).connect() as conn:
+            counts = conn.execute(
+                select(
+                    outcomes.c.persona, outcomes.c.offer, outcomes.c.accepted, outcomes.c.dismissed
+                )
+            ).all()
+        sent = [
+            (payload["persona"], o["offer"], o["accepted"], o["dismissed"])
+            for o in payload["outcomes"]
+        ]
+        assert sorted(tuple(c) for c in counts) == sorted(sent)
 
     def test_a_replay_with_other_content_is_still_a_duplicate(
         self, app: Flask, client: FlaskClient, auth: dict[str, str]
