@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from edgepersona.backend.db import _create_engine
@@ -26,18 +26,20 @@ def backend_pid(conn: Connection) -> int:
     return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def terminate(url: str, pid: int) -> None:
+def kill_pooled_connection(engine: Engine, url: str) -> int:
+    """Kill the server end of the connection ``engine``'s pool holds; its backend pid."""
+    with engine.connect() as conn:
+        dead = backend_pid(conn)
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        assert conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}).scalar()
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": dead}).scalar()
     admin.dispose()
+    return dead
 
 
 def test_an_idle_connection_that_died_is_replaced_before_use(postgres_url: str) -> None:
     engine = _create_engine(postgres_url, ping_after_idle_s=0.0)
-    with engine.connect() as conn:
-        dead = backend_pid(conn)
-    terminate(postgres_url, dead)
+    dead = kill_pooled_connection(engine, postgres_url)
     with engine.connect() as conn:  # the ping fails, the pool connects afresh: no error
         assert backend_pid(conn) != dead
     engine.dispose()
@@ -45,9 +47,7 @@ def test_an_idle_connection_that_died_is_replaced_before_use(postgres_url: str) 
 
 def test_a_connection_used_a_moment_ago_is_not_pinged(postgres_url: str) -> None:
     engine = _create_engine(postgres_url, ping_after_idle_s=3600.0)
-    with engine.connect() as conn:
-        dead = backend_pid(conn)
-    terminate(postgres_url, dead)
+    dead = kill_pooled_connection(engine, postgres_url)
     with pytest.raises(OperationalError), engine.connect() as conn:  # no ping: the cost
         backend_pid(conn)
     with engine.connect() as conn:  # SQLAlchemy dropped the dead connection
@@ -66,9 +66,8 @@ def test_an_upload_on_a_dead_connection_fails_as_unavailable_and_the_next_reconn
     migrate(engine)
     with engine.begin() as conn:
         create_device(conn, "d" * 32, "token-hash", 0.0)
-        dead = backend_pid(conn)
     upload = validate_upload(valid_payload(), T0)
-    terminate(postgres_url, dead)
+    dead = kill_pooled_connection(engine, postgres_url)
     with pytest.raises(OperationalError):
         write_upload(engine, "token-hash", upload, T0, limit=20)
     assert write_upload(engine, "token-hash", upload, T0, limit=20).status == "accepted"
