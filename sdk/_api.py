@@ -6,8 +6,10 @@ import base64
 import binascii
 import contextlib
 import shutil
+import sqlite3
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +150,8 @@ class EdgePersona:
             location_source: a plyer-like GPS object (default: ``plyer.gps`` when started).
             seed: seeds the SDK's randomness (offer ranking, privacy noise, backoff jitter),
                 for tests; never seed it in a shipped app, the noise must be unpredictable.
+                Each opening of the store draws from the seed and how often the store was
+                opened, so a reopened seeded SDK repeats neither noise nor upload ids.
             backend_url: the sync service (e.g. ``https://sync.example.com``); without it
                 ``sync()`` makes no request.
             public_key: the backend's Ed25519 public key that model bundles must be signed
@@ -174,13 +178,7 @@ class EdgePersona:
         resolver = AppCategoryResolver(app_categories)
         store = Store(Path(data_dir), clock, settings or Settings(), zone(tz))
         try:
-            store.write(
-                lambda conn: conn.execute(
-                    "INSERT INTO settings (key, value) VALUES ('app_id', ?) "
-                    "ON CONFLICT DO UPDATE SET value = excluded.value",
-                    (app_id,),
-                )
-            )
+            opened = store.write(partial(_record_opening, app_id=app_id))
             return cls(
                 cls._OPENING,
                 store,
@@ -189,7 +187,7 @@ class EdgePersona:
                 resolver,
                 policy_version,
                 location_source,
-                np.random.default_rng(seed),
+                _generator(seed, opened),
                 sync,
             )
         except BaseException:
@@ -655,3 +653,28 @@ def _public_keys(keys: str | bytes | Sequence[str | bytes] | None) -> tuple[byte
             )
         raw.append(key)
     return tuple(raw)
+
+
+def _record_opening(conn: sqlite3.Connection, app_id: str) -> int:
+    """Note the host app and count this opening of the store; returns the count."""
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES ('app_id', ?) "
+        "ON CONFLICT DO UPDATE SET value = excluded.value",
+        (app_id,),
+    )
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES ('opened', '1') "
+        "ON CONFLICT DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+    )
+    (opened,) = conn.execute("SELECT value FROM settings WHERE key = 'opened'").fetchone()
+    return int(opened)
+
+
+def _generator(seed: int | None, opened: int) -> np.random.Generator:
+    """The SDK's randomness: from the OS, or for a seeded test from the seed and ``opened``.
+
+    A seeded SDK reopened on the same store must not replay the stream it drew before: the
+    new week's ``upload_id`` would repeat an old one (the server would take it for a resend
+    and keep nothing) and its privacy noise would repeat the old noise.
+    """
+    return np.random.default_rng(None if seed is None else [seed, opened])

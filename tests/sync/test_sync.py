@@ -14,6 +14,7 @@ from edgepersona.sdk.errors import InvalidSignalError
 
 from ..conftest import T0
 from .conftest import (
+    DAY,
     WEEK,
     Backend,
     DeviceNetwork,
@@ -191,6 +192,30 @@ def test_an_answer_lost_after_the_server_stored_it_is_resent_and_counted_once(
     assert again.sync().status == "synced"
     assert json.loads(network.sent[-2].body)["upload_id"] == first["upload_id"]
     assert backend.count("aggregates") == 1
+
+
+def test_a_seeded_device_reopened_sends_each_week_under_a_new_id(
+    open_device: OpenDevice, clock: ManualClock, network: DeviceNetwork, backend: Backend
+) -> None:
+    # Both sessions draw the same randomness before their upload (the noise, then the id):
+    # a seed that restarted the stream at every open would repeat the upload_id, and the
+    # server would take the new week for a resend of the old one and keep nothing.
+    for week in ("2026-W10", "2026-W11"):
+        sdk = open_device()
+        for purpose in ("personalization", "sync"):
+            sdk.consent.grant(purpose)
+        start = clock.time()
+        for day in range(5):
+            clock.set(start + day * DAY)
+            sdk.track_app("com.spotify.music")
+        clock.set(start + WEEK)
+        assert sdk.sync(force=True).status == "synced"
+        assert sdk.last_upload()["payload"]["week"] == week
+        sdk.close()
+    first, second = (json.loads(s.body) for s in network.sent if s.url.endswith("/aggregates"))
+    assert first["upload_id"] != second["upload_id"]
+    assert first["features"] != second["features"]
+    assert backend.count("aggregates") == 2
 
 
 def test_a_device_the_server_forgot_registers_again(
