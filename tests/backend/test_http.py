@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from typing import Any
 
 import httpx
@@ -61,6 +62,29 @@ def test_malformed_json_is_a_400_naming_the_problem(
 def test_loads_strict_reads_what_json_dumps_writes() -> None:
     value = {"a": [1, -2.5, 1e308, "\u00e9", None, True], "b": {}}
     assert loads_strict(json.dumps(value).encode()) == value
+
+
+def test_loads_strict_reads_every_finite_number_and_id_as_json_does() -> None:
+    # Texts with and without the shapes that send it down the checked path (long exponents,
+    # hex ids with "e" and digits in them, tiny numbers), read to the same values.
+    rng = random.Random(3)
+    numbers = [rng.uniform(-1, 1) * 10.0 ** rng.randint(-320, 307) for _ in range(2000)]
+    ids = [f"{rng.getrandbits(128):032x}" for _ in range(200)] + ["5e123", "1e999"]
+    for text in (json.dumps(numbers), json.dumps({"ids": ids, "n": numbers[:50]}), "1e300"):
+        assert loads_strict(text.encode()) == json.loads(text)
+
+
+# Every way a number can be too large for a double or too long, in every place it can stand.
+OVERFLOWING = ["1e999", "1E+309", "2e0308", "-2e400", "0.01e312", "1" * 310, "9" * 309 + ".5"]
+
+
+@pytest.mark.parametrize("number", OVERFLOWING)
+@pytest.mark.parametrize("place", ["{}", "[{}]", '{{"a":{}}}', "[1, {}\n]", "[{} ]"])
+def test_loads_strict_refuses_a_number_too_large_wherever_it_stands(
+    number: str, place: str
+) -> None:
+    with pytest.raises(ValueError, match="too large"):
+        loads_strict(place.format(number).encode())
 
 
 @pytest.mark.parametrize(
