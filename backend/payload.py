@@ -17,6 +17,7 @@ retraining's weighting, not this check. A value beyond the band is garbage or an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -193,6 +194,8 @@ def _schema_version(value: object) -> int:
 
 
 def _week(value: object, now: float) -> str:
+    if type(value) is str and value in _weeks_open_on(int(now // 86_400)):
+        return value
     accepted = "an ISO week YYYY-Www from 52 weeks ago up to next week"
     week = _matching("week", value, _WEEK, accepted)
     year, number = int(week[:4]), int(week[6:])
@@ -207,6 +210,19 @@ def _week(value: object, now: float) -> str:
     if monday < this_monday - dt.timedelta(weeks=MAX_WEEKS_BACK):
         raise PayloadError("week", "week", f"{week} is too old; accepted: {accepted}")
     return week
+
+
+@functools.lru_cache(maxsize=2)
+def _weeks_open_on(day: int) -> frozenset[str]:
+    """The weeks an upload may name on UTC day ``day`` (days since 1970-01-01), as ``_week``
+    spells them: from ``MAX_WEEKS_BACK`` weeks ago up to next week. Worked out once a day
+    rather than from the calendar at every upload."""
+    today = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+    this_monday = today - dt.timedelta(days=today.weekday())
+    mondays = (this_monday + dt.timedelta(weeks=k) for k in range(-MAX_WEEKS_BACK, 2))
+    return frozenset(
+        f"{year:04d}-W{week:02d}" for year, week, _ in map(dt.date.isocalendar, mondays)
+    )
 
 
 def _features(value: object) -> tuple[float, ...]:
@@ -269,6 +285,21 @@ def _outcomes(value: object) -> tuple[Outcome, ...]:
         raise PayloadError(
             "outcomes", "outcomes", f"has {len(value)} entries; accepted: at most {MAX_OUTCOMES}"
         )
+    # Nearly every upload: float counts in range and distinct well-formed offers, checked in
+    # one pass; anything else goes through the checks below, which name the first problem.
+    keys = _KEY_SETS[OUTCOME_KEYS]
+    if all(
+        type(item) is dict
+        and item.keys() == keys
+        and type(item["offer"]) is str
+        and _ID.fullmatch(item["offer"])
+        and type(item["accepted"]) is float
+        and -MAX_COUNT <= item["accepted"] <= MAX_COUNT
+        and type(item["dismissed"]) is float
+        and -MAX_COUNT <= item["dismissed"] <= MAX_COUNT
+        for item in value
+    ) and len({item["offer"] for item in value}) == len(value):
+        return tuple(Outcome(item["offer"], item["accepted"], item["dismissed"]) for item in value)
     outcomes: list[Outcome] = []
     seen: set[str] = set()
     for i, item in enumerate(value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import math
 from typing import Any
 
@@ -161,6 +162,22 @@ REFUSED: dict[str, tuple[object, str, str]] = {
         "outcomes[1].dismissed",
         "out of range",
     ),
+    # Float counts just past each end: the common shape, checked in one pass first.
+    "accepted too negative": (
+        valid_payload(outcomes=[outcome(accepted=-10_000.5)]),
+        "outcomes[0].accepted",
+        "out of range",
+    ),
+    "dismissed too large": (
+        valid_payload(outcomes=[outcome(), outcome(offer="x", dismissed=10_000.5)]),
+        "outcomes[1].dismissed",
+        "out of range",
+    ),
+    "dismissed float too negative": (
+        valid_payload(outcomes=[outcome(), outcome(offer="x", dismissed=-10_000.5)]),
+        "outcomes[1].dismissed",
+        "out of range",
+    ),
     "outcome twice": (
         valid_payload(outcomes=[outcome(), outcome(accepted=3.0)]),
         "outcomes[1]",
@@ -216,6 +233,26 @@ def test_edges_of_each_rule_are_accepted(body: dict[str, Any]) -> None:
 def test_week_53_is_accepted_in_a_year_that_has_one() -> None:
     late_december_2026 = T0 + 301 * 86_400  # Monday 2026-12-28
     assert validate_upload(valid_payload(week="2026-W53"), late_december_2026).week == "2026-W53"
+
+
+def test_the_weeks_accepted_on_each_day_are_the_calendar_rule() -> None:
+    # Every UTC day over two year ends (ISO years of 52 and 53 weeks), at both ends of the
+    # day: exactly the weeks from 52 weeks ago up to next week are accepted.
+    first = dt.date(2025, 12, 1)
+    for day in range(420):
+        today = first + dt.timedelta(days=day)
+        this_monday = today - dt.timedelta(days=today.weekday())
+        midnight = dt.datetime.combine(today, dt.time(), dt.timezone.utc).timestamp()
+        for now in (midnight, midnight + 86_399.999):
+            for weeks in range(-56, 4):
+                monday = this_monday + dt.timedelta(weeks=weeks)
+                year, number, _ = monday.isocalendar()
+                body = valid_payload(week=f"{year:04d}-W{number:02d}")
+                if -52 <= weeks <= 1:
+                    assert validate_upload(body, now).week == body["week"]
+                else:
+                    with pytest.raises(PayloadError, match="week"):
+                        validate_upload(body, now)
 
 
 def test_the_band_holds_the_sdk_noise_at_the_smallest_epsilon() -> None:
