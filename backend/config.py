@@ -39,7 +39,9 @@ _INT_MINIMUMS = {
     "RATE_LIMIT_UPLOADS_PER_HOUR": 1,
     "K_ANONYMITY_FLOOR": 1,
 }
-SETTINGS = ("DATABASE_URL", *_INT_MINIMUMS, "ADMIN_API_KEY", "SIGNING_KEY_PATH")
+# Settings that take one of a few words, and the words.
+_CHOICES = {"UPLOAD_FLUSH": ("background", "each")}
+SETTINGS = ("DATABASE_URL", *_INT_MINIMUMS, *_CHOICES, "ADMIN_API_KEY", "SIGNING_KEY_PATH")
 MIN_ADMIN_KEY_LENGTH = 16
 _DEFAULT_DB_FILE = "edgepersona.db"
 
@@ -55,6 +57,9 @@ def _defaults(instance_path: str) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "RATE_LIMIT_UPLOADS_PER_HOUR": 20,
         "K_ANONYMITY_FLOOR": 50,
+        # Whether an upload is answered only once it is on disk ("each"), or once committed,
+        # its flush following within a fraction of a second ("background"): docs/backend.md.
+        "UPLOAD_FLUSH": "each",
         "ADMIN_API_KEY": None,
         "SIGNING_KEY_PATH": None,  # the registry's Ed25519 private key (PEM, mode 0600)
         "CLOCK": SystemClock(),  # tests pass a ManualClock; nothing in the backend sleeps
@@ -114,6 +119,12 @@ def _check(config: dict[str, Any]) -> None:
         value = config[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"{name} is {value!r}; accepted: an integer of at least {minimum}")
+    for name, words in _CHOICES.items():
+        value = config[name]
+        if isinstance(value, str) and value.strip().lower() in words:
+            config[name] = value.strip().lower()
+        else:
+            raise ConfigError(f"{name} is {value!r}; accepted: {' or '.join(words)}")
     config["DATABASE_URL"] = _database_url(config["DATABASE_URL"])
     # Keep only a hash of the admin key, so a config dump or a debugger shows nothing usable.
     key = config["ADMIN_API_KEY"]

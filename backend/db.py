@@ -147,6 +147,9 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
+    # Every commit waits for the disk (SQLite's usual default, spelled out): only uploads may
+    # be told not to (EDGEPERSONA_UPLOAD_FLUSH, backend.upload_write).
+    cursor.execute("PRAGMA synchronous = FULL")
     cursor.close()
 
 

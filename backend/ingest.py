@@ -14,7 +14,9 @@ to be good.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, jsonify
+import json
+
+from flask import Blueprint, Response, current_app, g
 
 from . import store
 from .db import engine, get_db
@@ -27,6 +29,7 @@ from .web import bearer_token_sha256, body_bytes, json_body, unknown_token
 __all__ = ["bp"]
 
 bp = Blueprint("ingest", __name__)
+_ANSWERS = {status: json.dumps({"status": status}) + "\n" for status in ("accepted", "duplicate")}
 
 
 @bp.post("/v1/aggregates")
@@ -44,7 +47,7 @@ def upload() -> tuple[Response, int]:
             raise unknown_token()
         g.rejected_field = rejected_field
         raise checked
-    written = write_upload(engine(), token_sha256, checked, now, limit)
+    written = write_upload(engine(), token_sha256, checked, now, limit, config["UPLOAD_FLUSH"])
     if written.status == "unknown_token":
         raise unknown_token()
     if written.status == "rate_limited":
@@ -57,7 +60,8 @@ def upload() -> tuple[Response, int]:
         )
     status, code = ("accepted", 201) if written.status == "accepted" else ("duplicate", 200)
     metrics(current_app).inc(f"edgepersona_uploads_{status}_total")
-    return jsonify(status=status), code
+    # The two answers are constant: written once, not serialised at every upload.
+    return current_app.response_class(_ANSWERS[status], mimetype="application/json"), code
 
 
 def _checked_upload(raw: bytes, now: float) -> tuple[Upload | ApiError, str]:

@@ -13,6 +13,12 @@ cost four times what SQLite took to run the same statements (about 0.3 ms of an 
   file first (``_writers_turn``), which wakes a waiting worker at once where SQLite's own
   lock makes it sleep.
 
+With ``flush="background"`` (``EDGEPERSONA_UPLOAD_FLUSH``) the upload's commit does not wait
+for the disk: SQLite commits it with ``synchronous = NORMAL`` (set back to ``FULL`` for the
+connection's next user) and ``backend.wal_flush`` fsyncs the log within 0.2 s; PostgreSQL turns
+``synchronous_commit`` off for that one transaction, from inside the statement. What that
+trades is in docs/backend.md, "Durability".
+
 The statements name the tables of ``backend.schema``; the migrations own their shape, and the
 tests run this module on both databases. Driver errors are raised as SQLAlchemy's exceptions
 (``OperationalError`` is a 503 like everywhere else), and a connection the driver reports as
@@ -50,8 +56,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
 from .payload import Upload
+from .wal_flush import wal_flusher
 
-__all__ = ["RATE_WINDOW_S", "Written", "write_upload"]
+__all__ = ["RATE_WINDOW_S", "Flush", "Written", "write_upload"]
 
 RATE_WINDOW_S = 3600.0
 # Slack for the sum of ``limit`` intervals (3600 / limit each) in floating point: without it a
@@ -87,8 +94,12 @@ _SQLITE_INSERT_OUTCOME = """
     INSERT INTO outcomes (aggregate_id, persona, offer, accepted, dismissed)
     VALUES (?, ?, ?, ?, ?)"""
 
+# The PostgreSQL write, for each ``flush``: "background" commits without waiting for the WAL
+# flush (``synchronous_commit`` off for this transaction only, set by the statement itself).
 _POSTGRESQL_WRITE = f"""
-    WITH charged AS (
+    WITH background AS (
+        SELECT set_config('synchronous_commit', 'off', true) WHERE %(background)s
+    ), charged AS (
         UPDATE devices SET rate_tat = GREATEST(rate_tat, %(now)s) + %(interval)s
         WHERE token_sha256 = %(token)s
           AND GREATEST(rate_tat, %(now)s) + %(interval)s - %(now)s <= {_ALLOWED_S!r}
@@ -106,7 +117,10 @@ _POSTGRESQL_WRITE = f"""
         FROM stored, json_to_recordset(%(outcomes)s::json)
             AS o(offer text, accepted float8, dismissed float8)
     )
-    SELECT (SELECT id FROM charged), (SELECT id FROM stored)"""
+    SELECT (SELECT id FROM charged), (SELECT id FROM stored), (SELECT 1 FROM background)"""
+
+
+Flush = Literal["background", "each"]
 
 
 class Written(NamedTuple):
@@ -117,10 +131,19 @@ class Written(NamedTuple):
 
 
 def write_upload(
-    bound: Engine, token_sha256: str, upload: Upload, now: float, limit: int
+    bound: Engine,
+    token_sha256: str,
+    upload: Upload,
+    now: float,
+    limit: int,
+    flush: Flush = "each",
 ) -> Written:
     """Store ``upload`` for the device holding this token, charged against its ``limit``
     (uploads per hour), at ``now`` (Unix s): all of it or nothing, in one transaction.
+
+    ``flush`` is ``EDGEPERSONA_UPLOAD_FLUSH``: "each" returns once the transaction is on disk;
+    "background" once it is committed, the disk flush following within a fraction of a
+    second (``backend.wal_flush`` on SQLite, the WAL writer on PostgreSQL).
 
     Raises SQLAlchemy's ``DBAPIError`` subclasses for database errors (``OperationalError``
     when the database is unavailable or, on SQLite, locked past the busy timeout).
@@ -134,18 +157,48 @@ def write_upload(
     dialect = bound.dialect.name
     if dialect == "postgresql":
         with _driver_connection(bound) as raw:
-            return _write_postgresql(raw, params, upload, limit)
+            return _write_postgresql(
+                raw, {**params, "background": flush == "background"}, upload, limit
+            )
     if dialect == "sqlite":
-        with _driver_connection(bound) as raw, _writers_turn(bound.url.database):
-            return _write_sqlite(raw, params, upload, limit)
+        return _write_sqlite(bound, params, upload, limit, flush)
     raise ValueError(f"uploads are written to SQLite or PostgreSQL, not {dialect}")
 
 
-def _write_sqlite(raw: Any, params: dict[str, Any], upload: Upload, limit: int) -> Written:
+def _write_sqlite(
+    bound: Engine, params: dict[str, Any], upload: Upload, limit: int, flush: Flush
+) -> Written:
+    database = bound.url.database
+    flusher = (  # none for an in-memory database: nothing there reaches a disk
+        wal_flusher(database)
+        if flush == "background" and database and database != ":memory:"
+        else None
+    )
+    # Rows are made before the writers' turn: the workers wait for each other only while
+    # one of them runs its statements.
+    row = {**params, **_aggregate(None, upload)}
+    outcomes = [(upload.persona, o.offer, o.accepted, o.dismissed) for o in upload.outcomes]
+    with _driver_connection(bound) as raw:
+        if flusher is not None:
+            raw.execute("PRAGMA synchronous = NORMAL")  # this connection's next commits
+        try:
+            with _writers_turn(database):
+                written = _sqlite_transaction(raw, row, outcomes, limit)
+        finally:
+            if flusher is not None:
+                raw.execute("PRAGMA synchronous = FULL")  # every other write waits for the disk
+    if flusher is not None:
+        flusher.committed()
+    return written
+
+
+def _sqlite_transaction(
+    raw: Any, row: dict[str, Any], outcomes: list[tuple[str, str, float, float]], limit: int
+) -> Written:
     cursor = raw.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        written = _sqlite_statements(cursor, params, upload, limit)
+        written = _sqlite_statements(cursor, row, outcomes, limit)
         cursor.execute("COMMIT")
     except BaseException:
         if raw.in_transaction:
@@ -180,26 +233,25 @@ def _writers_turn(database: str | None) -> Iterator[None]:
         os.close(fd)  # and so the lock
 
 
-def _sqlite_statements(cursor: Any, params: dict[str, Any], upload: Upload, limit: int) -> Written:
-    charged = cursor.execute(_SQLITE_CHARGE, params).fetchone()
+def _sqlite_statements(
+    cursor: Any, row: dict[str, Any], outcomes: list[tuple[str, str, float, float]], limit: int
+) -> Written:
+    charged = cursor.execute(_SQLITE_CHARGE, row).fetchone()
     if charged is None:
-        return _refusal(cursor.execute(_RATE_TAT["sqlite"], params).fetchone(), params, limit)
-    device = {**params, **_aggregate(charged[0], upload)}
-    stored = cursor.execute(_SQLITE_INSERT_AGGREGATE, device).fetchone()
+        return _refusal(cursor.execute(_RATE_TAT["sqlite"], row).fetchone(), row, limit)
+    row["device_id"] = charged[0]
+    stored = cursor.execute(_SQLITE_INSERT_AGGREGATE, row).fetchone()
     if stored is None:
-        cursor.execute(_REFUND["sqlite"], device)
+        cursor.execute(_REFUND["sqlite"], row)
         return Written("duplicate")
-    cursor.executemany(
-        _SQLITE_INSERT_OUTCOME,
-        [(stored[0], upload.persona, o.offer, o.accepted, o.dismissed) for o in upload.outcomes],
-    )
+    cursor.executemany(_SQLITE_INSERT_OUTCOME, [(stored[0], *outcome) for outcome in outcomes])
     return Written("accepted")
 
 
 def _write_postgresql(raw: Any, params: dict[str, Any], upload: Upload, limit: int) -> Written:
     raw.autocommit = True  # one statement, its own transaction: no BEGIN, no COMMIT round trip
     try:
-        device_id, aggregate_id = raw.execute(
+        device_id, aggregate_id, _ = raw.execute(
             _POSTGRESQL_WRITE,
             {
                 **params,

@@ -32,6 +32,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
     assert app.config["RATE_LIMIT_UPLOADS_PER_HOUR"] == 20
     assert app.config["K_ANONYMITY_FLOOR"] == 50
+    assert app.config["UPLOAD_FLUSH"] == "each"
     assert app.config["ADMIN_API_KEY"] is None and app.config["ADMIN_API_KEY_SHA256"] is None
     assert isinstance(app.config["CLOCK"], SystemClock)
     assert INSTANCE_PATH.startswith(sys.prefix) and app.instance_path == INSTANCE_PATH
@@ -44,10 +45,12 @@ def test_the_environment_overrides_defaults_and_the_test_dict_overrides_both(
 ) -> None:
     monkeypatch.setenv("EDGEPERSONA_RATE_LIMIT_UPLOADS_PER_HOUR", "7")
     monkeypatch.setenv("EDGEPERSONA_K_ANONYMITY_FLOOR", " 99 ")
+    monkeypatch.setenv("EDGEPERSONA_UPLOAD_FLUSH", " Background ")
     monkeypatch.setenv("EDGEPERSONA_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
     app = create_app({"K_ANONYMITY_FLOOR": 5})
     assert app.config["RATE_LIMIT_UPLOADS_PER_HOUR"] == 7
     assert app.config["K_ANONYMITY_FLOOR"] == 5
+    assert app.config["UPLOAD_FLUSH"] == "background"
     assert app.config["DATABASE_URL"].endswith("env.db")
     engine(app).dispose()
 
@@ -85,6 +88,8 @@ BAD = {
     "empty url": ({"DATABASE_URL": ""}, "an SQLAlchemy database URL"),
     "short admin key": ({"ADMIN_API_KEY": "short"}, "at least 16 characters"),
     "clock without time": ({"CLOCK": object()}, "time()"),
+    "flush sometimes": ({"UPLOAD_FLUSH": "sometimes"}, "accepted: background or each"),
+    "flush bool": ({"UPLOAD_FLUSH": True}, "UPLOAD_FLUSH is True"),
 }
 
 

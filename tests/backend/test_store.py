@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Table, UniqueConstraint, func, insert, inspect, select, text
+from sqlalchemy import Table, UniqueConstraint, event, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from edgepersona.backend.db import engine, init_db
@@ -31,6 +31,7 @@ from edgepersona.backend.schema import (
     schema_version,
 )
 from edgepersona.backend.upload_write import write_upload
+from edgepersona.backend.wal_flush import wal_flusher
 from edgepersona.backend.web import hash_token
 from edgepersona.sdk import ManualClock
 
@@ -73,6 +74,10 @@ def device_id(app: Flask, auth: dict[str, str]) -> str:
 
 class StoreContract:
     """The storage-dependent behaviour every supported database must show."""
+
+    # How a connection reports whether its commits wait for the disk, and the durable answer.
+    COMMIT_MODE_QUERY: str
+    DURABLE: object
 
     # Registration ---------------------------------------------------------------------------
 
@@ -147,6 +152,26 @@ class StoreContract:
         assert rate_tat(app, auth) == full  # the charge was rolled back too
         # and the connection went back to the pool usable
         assert write_upload(engine(app), token_hash, upload, T0, limit=20).status == "accepted"
+
+    def test_background_flush_answers_as_each_and_later_writes_still_wait_for_the_disk(
+        self, make_app: MakeApp
+    ) -> None:
+        app = make_app(UPLOAD_FLUSH="background", RATE_LIMIT_UPLOADS_PER_HOUR=2)
+        with app.app_context():
+            init_db()
+        client = app.test_client()
+        auth = register(client)
+        payload = valid_payload()
+        assert post(client, auth, payload) == (201, "")
+        assert post(client, auth, payload) == (200, "")
+        assert post(client, auth, valid_payload()) == (201, "")
+        assert post(client, auth, payload) == (429, "1800")
+        assert count(app, aggregates) == 2
+        assert count(app, outcomes) == 2 * len(payload["outcomes"])
+        # The upload's commit mode ends with its transaction: the connection it used (the
+        # pool's only one here) commits the next write durably.
+        with engine(app).connect() as conn:
+            assert conn.exec_driver_sql(self.COMMIT_MODE_QUERY).scalar() == self.DURABLE
 
     def test_a_refused_upload_stores_nothing(
         self, app: Flask, client: FlaskClient, auth: dict[str, str]
@@ -371,6 +396,33 @@ class StoreContract:
 class TestSQLite(StoreContract):
     """The default database: a file in a temporary folder (see conftest.database_url)."""
 
+    COMMIT_MODE_QUERY, DURABLE = "PRAGMA synchronous", 2  # FULL
+
+    @pytest.mark.parametrize("flush", ["each", "background"])
+    def test_only_a_background_upload_commits_without_waiting_for_the_disk(
+        self, make_app: MakeApp, flush: str
+    ) -> None:
+        app = make_app(UPLOAD_FLUSH=flush)
+        with app.app_context():
+            init_db()
+        client = app.test_client()
+        auth = register(client)
+        bound = engine(app)
+        bound.dispose()  # connections made from here on report their statements
+        statements: list[str] = []
+        event.listen(bound, "connect", lambda conn, _: conn.set_trace_callback(statements.append))
+        assert post(client, auth, valid_payload()) == (201, "")
+        commit = statements.index("COMMIT")
+        modes = [s for s in statements if s.startswith("PRAGMA synchronous")]
+        flusher = wal_flusher(str(bound.url.database))
+        if flush == "each":
+            assert modes == []
+            assert not flusher.pending and flusher.flushes == 0
+        else:
+            assert modes == ["PRAGMA synchronous = NORMAL", "PRAGMA synchronous = FULL"]
+            assert statements.index(modes[0]) < commit < statements.index(modes[1])
+            assert flusher.pending or flusher.flushes == 1  # its thread may have run already
+
     def test_upload_writers_take_turns_through_the_lock_file(
         self, app: Flask, auth: dict[str, str]
     ) -> None:
@@ -392,6 +444,8 @@ class TestSQLite(StoreContract):
 
 class TestPostgreSQL(StoreContract):
     """The real server; this session's own database, emptied before each test."""
+
+    COMMIT_MODE_QUERY, DURABLE = "SHOW synchronous_commit", "on"
 
     @pytest.fixture
     def database_url(self, postgres_url: str) -> str:

@@ -26,14 +26,21 @@ StartResponse = Callable[..., Any]
 Wsgi = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def create(database_url: str, arm_file: str) -> Wsgi:
-    """The backend on ``database_url`` (tables already made), armed by ``arm_file``."""
+def create(database_url: str, arm_file: str, upload_flush: str = "each") -> Wsgi:
+    """The backend on ``database_url`` (tables already made), armed by ``arm_file``, with
+    ``EDGEPERSONA_UPLOAD_FLUSH`` set to ``upload_flush``."""
     if os.getpgrp() != os.getppid():
         raise RuntimeError(
             "start gunicorn in a session of its own (start_new_session=True): the kill takes "
             "down this process group, which must be the server's alone"
         )
-    app = create_app({"DATABASE_URL": database_url, "RATE_LIMIT_UPLOADS_PER_HOUR": 1000})
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "RATE_LIMIT_UPLOADS_PER_HOUR": 1000,
+            "UPLOAD_FLUSH": upload_flush,
+        }
+    )
     arm = Path(arm_file)
 
     def dying(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -2,7 +2,9 @@
 process group, killed with SIGKILL (``_kill_server``) right after an upload's transaction
 committed and before the response left. The device sees the connection drop and keeps the
 upload; the server is started again on the same database; the resend is answered
-``200 duplicate`` and the database holds that upload, and its outcome counts, once.
+``200 duplicate`` and the database holds that upload, and its outcome counts, once. The same
+holds with ``EDGEPERSONA_UPLOAD_FLUSH=background``, whose answer does not wait for the disk:
+a killed process loses nothing the operating system was given.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Server:
     """The backend under gunicorn in a process group of its own, on a fixed port."""
 
     database_url: str
+    upload_flush: str
     arm: Path
     port: int
     log: Path
@@ -47,7 +50,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        spec = f"tests.sync._kill_server:create({self.database_url!r}, {str(self.arm)!r})"
+        args = ", ".join(map(repr, (self.database_url, str(self.arm), self.upload_flush)))
+        spec = f"tests.sync._kill_server:create({args})"
         # No control socket: gunicorn would put it in the home directory, shared by all runs.
         command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--no-control-socket"]
         command += ["--bind", f"127.0.0.1:{self.port}", "--chdir", str(REPO), spec]
@@ -80,9 +84,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
-    running = Server(database_url, tmp_path / "arm", free_port(), tmp_path / "gunicorn.log")
+@pytest.fixture(params=["each", "background"])
+def server(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Server]:
+    running = Server(
+        database_url, request.param, tmp_path / "arm", free_port(), tmp_path / "gunicorn.log"
+    )
     running.start()
     try:
         yield running
