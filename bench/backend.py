@@ -20,8 +20,10 @@
 
 Goals: ingest at least 50% of the bare endpoint's rate with nothing lost; a 1M-aggregate
 retrain under 60 s and under 2 GB (the normal retrain; the k-means one is reported beside it).
-A diagnostic backend on PostgreSQL with ``synchronous_commit=off`` runs in the same rounds, to
-show the share of the durable commit in an upload's time; it has no goal.
+Each database is measured twice: as deployed by default (``EDGEPERSONA_UPLOAD_FLUSH=each``:
+an upload is answered once it is on disk) and with ``EDGEPERSONA_UPLOAD_FLUSH=background``
+(answered once committed, flushed within a fraction of a second; docs/backend.md,
+"Durability"): the ``..._upload_flush_background`` entries. The goals are checked for both.
 
 The rate limit is raised for the run (``EDGEPERSONA_RATE_LIMIT_UPLOADS_PER_HOUR``): a few
 thousand devices each send more than the default 20 uploads in the hour. The check itself
@@ -71,8 +73,7 @@ POSTGRES_SERVERS = (
 )
 ADMIN_KEY = "bench-admin-key-" + "0" * 16
 CONNECTIONS = 16
-ASYNC_COMMIT = "postgresql_synchronous_commit_off"
-ASYNC_COMMIT_OPTION = "?options=-csynchronous_commit%3Doff"  # libpq options, URL-encoded
+BACKGROUND = "_upload_flush_background"
 DEVICES = 4000
 BODIES = 500
 GOALS = {
@@ -174,17 +175,18 @@ def _ingest(
     bodies_file.write_text("\n".join(bodies) + "\n")
     servers = {"bare": {"url": load.start_bare(processes, tmp / "bare.log"), "tokens": None}}
     commits: dict[str, float] = {}
-    backends = {db: (db, "") for db in databases}
-    if "postgresql" in databases:
-        backends[ASYNC_COMMIT] = ("postgresql", ASYNC_COMMIT_OPTION)
-    for name, (db, option) in backends.items():
-        url = new_database(db) + option
-        served = load.start_backend(processes, url, env, tmp / f"{name}.log")
+    backends: dict[str, tuple[str, dict[str, str]]] = {}
+    for db in databases:
+        backends[db] = (db, {})
+        backends[db + BACKGROUND] = (db, {"EDGEPERSONA_UPLOAD_FLUSH": "background"})
+    for name, (db, setting) in backends.items():
+        url = new_database(db)
+        served = load.start_backend(processes, url, {**env, **setting}, tmp / f"{name}.log")
         tokens = load.register_devices(served, DEVICES)
         (tmp / f"{name}-tokens.txt").write_text("\n".join(tokens) + "\n")
         servers[name] = {"url": served, "tokens": tokens, "database_url": url}
-        # Measured in a database of its own beside the served one (same disk, same server).
-        commits[name] = load.commit_ms(new_database(db) + option)
+        if not setting:  # measured in a database of its own beside the served one
+            commits[name] = load.commit_ms(new_database(db))
     (tmp / "bare-tokens.txt").write_text("\n".join(servers[databases[0]]["tokens"]) + "\n")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     names = list(servers)
@@ -207,17 +209,12 @@ def _ingest(
         rates["ratio_to_bare"] = round(
             rates["accepted_per_s"]["median"] / bare["accepted_per_s"]["median"], 3
         )
-        rates["one_row_commit_ms"] = commits[name]
-        rates["reconciliation"] = _reconcile(server, runs[name], bodies)
-        if name == ASYNC_COMMIT:
-            rates["diagnostic"] = (
-                "not a deployment: PostgreSQL with synchronous_commit=off (no flush wait at "
-                "commit), to show how much of an upload's time is the durable commit"
-            )
-        else:
+        if name in commits:  # the floor under an upload that waits for the disk
+            rates["one_row_commit_ms"] = commits[name]
             result["models_current_304"][name] = _not_modified(
                 server, tmp / f"{name}-tokens.txt", rounds, seconds
             )
+        rates["reconciliation"] = _reconcile(server, runs[name], bodies)
         result["ingest"][name] = rates
     return result
 
@@ -423,8 +420,6 @@ def _goals_met(result: dict[str, Any]) -> dict[str, bool | None]:
     """The goals, for the deployable configurations; None where this run did not measure."""
     met: dict[str, bool | None] = {}
     for db, figures in result["ingest"].items():
-        if "diagnostic" in figures:
-            continue
         reconciliation = figures["reconciliation"]
         met[f"ingest_{db}_half_of_bare"] = (
             figures["ratio_to_bare"] >= GOALS["ingest_vs_bare_min_ratio"]
