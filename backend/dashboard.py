@@ -252,7 +252,7 @@ def _left_out(mix: PersonaMix) -> str:
     unlabelled, unusable = sum(mix.unlabelled), sum(mix.unusable)
     parts = []
     if unlabelled:
-        parts.append(f"{_uploads(unlabelled)} without outcome entries (so without a label)")
+        parts.append(f"{_uploads(unlabelled)} without a label (stored before schema version 5)")
     if unusable:
         parts.append(
             f"{_uploads(unusable)} whose label could not be used (a persona their model does "

@@ -10,7 +10,7 @@ reads, so that the page stays fast as the ``aggregates`` table grows:
 * **Privacy budget**: per ISO week of the last ``WEEKS`` weeks, the uploads' epsilon grouped by
   its value rounded to 0.01 (at most 1,000 values, since epsilon is at most 10), from which the
   sum, mean and percentiles are computed exactly to that rounding.
-* **Persona mix**: per ISO week, uploads counted by the persona label of their outcome rows
+* **Persona mix**: per ISO week, uploads counted by their persona label
   and by channel (epsilon, model version), see ``backend.persona_mix``.
 * **Models**: the versions that can still be served (down to the newest one at 100%, older ones
   are never looked at) and the candidates above them, at most ``MODEL_ROWS``.

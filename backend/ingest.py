@@ -3,8 +3,8 @@
 The order of checks is part of the contract (docs/backend.md): a request without a valid token
 gets 401 whatever its body (an oversized body is refused with 413 before it is read), then the
 body is checked (415, 400, 422), then the rate limit (429). Only a valid upload counts against
-the limit, a replay of a stored one is not charged again, and the aggregate, its outcomes and
-the charge are written in one transaction.
+the limit, a replay of a stored one is not charged again, and the aggregate (its outcomes
+inside it) and the charge are written in one transaction.
 
 The body is parsed and validated before the transaction (it needs no database), so the device
 row is locked only for the write of a valid upload (``backend.upload_write``); the answers still

@@ -140,7 +140,39 @@ def _v4(conn: Connection) -> None:
     conn.execute(text("DROP TABLE uploads_log"))
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
+# Migration 5's move of each upload's outcome rows into its aggregate row, per database.
+_FOLD_OUTCOMES = {
+    "sqlite": """
+        UPDATE aggregates SET persona = folded.persona, outcomes = folded.outcomes
+        FROM (
+            SELECT aggregate_id, min(persona) AS persona,
+                   json_group_object(offer, json_array(accepted, dismissed)) AS outcomes
+            FROM outcomes GROUP BY aggregate_id
+        ) AS folded
+        WHERE aggregates.id = folded.aggregate_id""",
+    "postgresql": """
+        UPDATE aggregates SET persona = folded.persona, outcomes = folded.outcomes
+        FROM (
+            SELECT aggregate_id, min(persona) AS persona,
+                   json_object_agg(offer, json_build_array(accepted, dismissed)) AS outcomes
+            FROM outcomes GROUP BY aggregate_id
+        ) AS folded
+        WHERE aggregates.id = folded.aggregate_id""",
+}
+
+
+def _v5(conn: Connection) -> None:
+    # An upload's persona and outcome counts move from one ``outcomes`` row per offer into
+    # its aggregate row: an upload becomes one insert instead of nine. All of an upload's
+    # rows carry the one label it sent; an upload without outcome rows had its label dropped
+    # and keeps NULL.
+    conn.execute(text("ALTER TABLE aggregates ADD COLUMN persona VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE aggregates ADD COLUMN outcomes JSON NOT NULL DEFAULT '{}'"))
+    conn.execute(text(_FOLD_OUTCOMES[conn.dialect.name]))
+    conn.execute(text("DROP TABLE outcomes"))
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 LATEST = len(MIGRATIONS)
 
 

@@ -1,7 +1,7 @@
 """The persona mix: each persona's share of a week's uploads, estimated from their labels.
 
-Every upload carries one persona label, which the server keeps in each row of ``outcomes`` it
-stores for the upload: the device's top persona after k-ary randomized response
+Every upload carries one persona label, which the server keeps in the upload's aggregate row
+(``aggregates.persona``): the device's top persona after k-ary randomized response
 (``edgepersona.sdk.privacy``). So the server never learns a device's persona, only a report
 that is true with the known probability ``p = keep_probability(PERSONA_SHARE * epsilon, k)``,
 else one of the other ``k - 1`` personas with probability ``q = (1 - p) / (k - 1)`` each.
@@ -11,8 +11,8 @@ device is.
 
 **What is read** (``read_reports``), counted in SQL over the weeks asked for:
 
-* one label per upload, the persona of its ``outcomes`` rows (an upload without outcome rows
-  has no label and is left out, and counted);
+* one label per upload (only an upload stored before migration 5 without outcome rows has
+  none: it is left out, and counted);
 * those labels counted by ``(week, epsilon rounded to 0.01, model_version, label)``: the
   channel of an upload is fixed by its epsilon and by ``k``, the number of personas of the
   model it ran, read from that version's manifest in the registry. Uploads of a version that
@@ -44,7 +44,7 @@ from sqlalchemy import Connection, Numeric, Select, cast, func, select
 from edgepersona.sdk.privacy import PERSONA_SHARE, keep_probability
 
 from .ldp import debiased_label_counts
-from .schema import aggregates, models, outcomes
+from .schema import aggregates, models
 
 __all__ = [
     "Z_95",
@@ -95,7 +95,7 @@ class Reports:
     version: int
     personas: tuple[tuple[str, str], ...]  # (id, name) of the newest model, in its order
     groups: dict[str, tuple[LabelCounts, ...]]  # week -> its labels, one entry per channel
-    unlabelled: dict[str, int]  # week -> uploads without outcome rows, so without a label
+    unlabelled: dict[str, int]  # week -> uploads without a label (stored before migration 5)
     unusable: dict[str, int]  # week -> uploads whose label or model is not known
 
 
@@ -109,7 +109,7 @@ class PersonaMix:
     estimates: tuple[Estimate, ...]  # one per week
     overall: Estimate  # every labelled upload of the weeks together
     uploads: tuple[int, ...]  # every upload of each week
-    unlabelled: tuple[int, ...]  # uploads without outcome rows, so without a label
+    unlabelled: tuple[int, ...]  # uploads without a label (stored before migration 5)
     unusable: tuple[int, ...]  # a label their model lacks, or a model not in the registry
 
 
@@ -219,22 +219,15 @@ def persona_mix(reports: Reports | None, uploads: Sequence[int]) -> PersonaMix |
 def _labels_query(weeks: tuple[str, ...]) -> Select[Any]:
     """Uploads counted by (week, rounded epsilon, model version, label); NULL: no label.
 
-    Driven by the window's rows of ``aggregates`` (its week index), each looking up its first
-    outcome row by the outcomes' primary key, so the cost follows the window, never the
-    history. All of an upload's rows carry the one label it sent (the first in key order is
-    taken should an old-format upload's rows differ; no SDK ever sent that).
+    Driven by the window's rows of ``aggregates`` (its week index), so the cost follows the
+    window, never the history.
     """
-    label = (
-        select(func.min(outcomes.c.persona))
-        .where(outcomes.c.aggregate_id == aggregates.c.id)
-        .scalar_subquery()
-    )
     per_upload = (
         select(
             aggregates.c.week,
             func.round(cast(aggregates.c.epsilon, Numeric), 2).label("epsilon"),
             aggregates.c.model_version,
-            label.label("label"),
+            aggregates.c.persona.label("label"),
         )
         .where(aggregates.c.week >= weeks[0], aggregates.c.week <= weeks[-1])
         .subquery()

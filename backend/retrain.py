@@ -25,7 +25,7 @@ in none; registering, or storing a refusal's report, in one short write transact
      Only meaningful on vectors with little noise (a pilot fleet at a large epsilon).
 4. **Priors** (``retrain_priors``): the Beta prior of each (persona, offer) cell of the
    playbook becomes the previous prior plus the summed noised counts of the window's
-   ``outcomes`` rows, where a sum stands out of its noise; other cells keep their prior and are
+   uploads, where a sum stands out of its noise; other cells keep their prior and are
    counted (``cells_below_noise``). Cells whose persona or offer the new bundle lacks are left
    out and counted.
 5. **Evaluate**: agreement of the new model with the current one (both run through the SDK's

@@ -1,9 +1,10 @@
 """A retrain's offer priors: the window's noised outcome counts, summed, added to the playbook's.
 
 Each (persona, offer) Beta prior becomes the previous prior plus the summed noised counts of
-the window's ``outcomes`` rows, where a sum stands out of its noise (``NOISE_SDS`` standard
-deviations, from each row's epsilon); other cells keep their prior and are counted. The sums
-are read in the retrain's read transaction; they are applied once the new personas are known.
+the window's uploads (each aggregate row's ``outcomes``), where a sum stands out of its noise
+(``NOISE_SDS`` standard deviations, from each upload's epsilon); other cells keep their prior
+and are counted. The sums are read in the retrain's read transaction, in SQL (the counts are
+expanded from their JSON by the database); they are applied once the new personas are known.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, text
 
 from edgepersona.edge_models.training import Persona
 from edgepersona.sdk.privacy import outcome_noise_scale
-
-from .schema import aggregates, outcomes
 
 __all__ = ["NOISE_SDS", "OutcomeSums", "playbook_with_priors", "read_outcome_sums"]
 
@@ -35,25 +34,39 @@ class OutcomeSums(NamedTuple):
     variance: float  # of the summed counts' Laplace noise
 
 
+# Each upload's counts, {offer: [accepted, dismissed]}, expanded by the database's own JSON
+# functions and summed per (persona, offer); the variance of a summed count's Laplace noise is
+# 2 b^2 per upload, b = OUTCOME_SCALE_AT_1 / epsilon.
+_SUMS_FROM = """
+    FROM aggregates AS a, json_each(a.outcomes) AS o
+    WHERE a.week >= :first_week AND a.week <= :last_week
+    GROUP BY a.persona, o.key"""
+_OUTCOME_SUMS = {
+    "sqlite": """
+        SELECT a.persona, o.key, sum(json_extract(o.value, '$[0]')),
+               sum(json_extract(o.value, '$[1]')), count(*),
+               sum(:two_b1_squared / (a.epsilon * a.epsilon))"""
+    + _SUMS_FROM,
+    "postgresql": """
+        SELECT a.persona, o.key, sum((o.value ->> 0)::float8), sum((o.value ->> 1)::float8),
+               count(*), sum(:two_b1_squared / (a.epsilon * a.epsilon))"""
+    + _SUMS_FROM,
+}
+
+
 def read_outcome_sums(conn: Connection, first_week: str, last_week: str) -> list[OutcomeSums]:
     """Every (persona, offer) cell's sums over the uploads of weeks ``first_week..last_week``."""
-    query = (
-        select(
-            outcomes.c.persona,
-            outcomes.c.offer,
-            func.sum(outcomes.c.accepted),
-            func.sum(outcomes.c.dismissed),
-            func.count(),
-            # the variance of a summed count's Laplace noise: 2 b^2 per row, b from epsilon
-            func.sum(2.0 * OUTCOME_SCALE_AT_1**2 / (aggregates.c.epsilon * aggregates.c.epsilon)),
-        )
-        .select_from(outcomes.join(aggregates, outcomes.c.aggregate_id == aggregates.c.id))
-        .where(aggregates.c.week >= first_week, aggregates.c.week <= last_week)
-        .group_by(outcomes.c.persona, outcomes.c.offer)
+    rows = conn.execute(
+        text(_OUTCOME_SUMS[conn.dialect.name]),
+        {
+            "first_week": first_week,
+            "last_week": last_week,
+            "two_b1_squared": 2.0 * OUTCOME_SCALE_AT_1**2,
+        },
     )
     return [
         OutcomeSums(str(p), str(o), float(a), float(d), int(n), float(v))
-        for p, o, a, d, n, v in conn.execute(query)
+        for p, o, a, d, n, v in rows
     ]
 
 

@@ -2,7 +2,7 @@
 
 Each chunk's vectors go to a temporary spool file (float32) for later passes and into a
 uniform reservoir sample; when retraining privately, each upload's epsilon and
-randomized-response persona (stored with its outcome rows) feed ``PrivateSums`` as well.
+randomized-response persona (a column of its row) feed ``PrivateSums`` as well.
 Distinct devices are counted by the database.
 """
 
@@ -19,7 +19,7 @@ from edgepersona.edge_models.private_training import PrivateSums
 from edgepersona.edge_models.training import Reservoir
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
 
-from .schema import aggregates, outcomes
+from .schema import aggregates
 
 __all__ = ["CHUNK_ROWS", "Window", "parse_vectors", "read_window"]
 
@@ -64,14 +64,13 @@ def read_window(
         aggregates.c.week <= last_week,
         aggregates.c.schema_version == SCHEMA_VERSION,
     )
-    # An upload's randomized-response persona is stored with each of its outcome rows.
-    label = (
-        select(func.min(outcomes.c.persona))
-        .where(outcomes.c.aggregate_id == aggregates.c.id)
-        .scalar_subquery()
-    )
     query = (
-        select(aggregates.c.id, cast(aggregates.c.features, Text), aggregates.c.epsilon, label)
+        select(
+            aggregates.c.id,
+            cast(aggregates.c.features, Text),
+            aggregates.c.epsilon,
+            aggregates.c.persona,  # the upload's randomized-response label
+        )
         .where(*in_window)
         .order_by(aggregates.c.week, aggregates.c.id)
     )

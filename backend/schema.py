@@ -31,7 +31,6 @@ __all__ = [
     "devices",
     "metadata",
     "models",
-    "outcomes",
     "retrains",
     "schema_version",
 ]
@@ -72,18 +71,14 @@ aggregates = Table(
     Column("features", JSON, nullable=False),  # list of floats in feature schema order
     Column("sdk_version", String(32), nullable=False),
     Column("received_at", Double, nullable=False),
+    # The upload's persona label and outcome counts (migration 5; before it, one row per
+    # offer in a table of their own): the label as randomized response left it, NULL only
+    # for an upload stored before migration 5 with no outcome rows; the counts as
+    # {offer: [accepted, dismissed]}, noised. One row per upload keeps the ingest to one insert.
+    Column("persona", String(64), nullable=True),
+    Column("outcomes", JSON, nullable=False, server_default=text("'{}'")),
     UniqueConstraint("device_id", "upload_id", name="aggregates_device_upload"),
     Index("aggregates_week", "week"),
-)
-
-outcomes = Table(
-    "outcomes",
-    metadata,
-    Column("aggregate_id", ROW_ID, ForeignKey("aggregates.id"), primary_key=True),
-    Column("persona", String(64), primary_key=True),
-    Column("offer", String(64), primary_key=True),
-    Column("accepted", Double, nullable=False),
-    Column("dismissed", Double, nullable=False),
 )
 
 # The model registry (migration 2): one row per published version, never updated except for

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, String, bindparam, delete, insert, select
 
-from .schema import aggregates, devices, outcomes
+from .schema import aggregates, devices
 
 __all__ = ["create_device", "erase_device", "find_device", "lock_device"]
 
@@ -45,7 +45,5 @@ def lock_device(conn: Connection, token_sha256: str) -> str | None:
 
 def erase_device(conn: Connection, device_id: str) -> None:
     """Delete everything stored for ``device_id``, the device row (and so its token) last."""
-    own_aggregates = select(aggregates.c.id).where(aggregates.c.device_id == device_id)
-    conn.execute(delete(outcomes).where(outcomes.c.aggregate_id.in_(own_aggregates)))
     conn.execute(delete(aggregates).where(aggregates.c.device_id == device_id))
     conn.execute(delete(devices).where(devices.c.id == device_id))

@@ -1,4 +1,4 @@
-"""An upload's write: charge the device's rate limit, store the aggregate and its outcomes.
+"""An upload's write: charge the device's rate limit, store the upload as one aggregate row.
 
 This is the one write on the service's hot path, and it runs on the database driver's own
 connection rather than through SQLAlchemy: on a 2-core machine SQLAlchemy's execution layer
@@ -6,12 +6,15 @@ cost four times what SQLite took to run the same statements (about 0.3 ms of an 
 0.9 ms of worker CPU), and on PostgreSQL every statement is a round trip of its own. So:
 
 - **PostgreSQL**: one statement in autocommit, a chain of data-modifying CTEs (charge the
-  device, insert the aggregate from the charged row, insert the outcomes from the inserted
-  aggregate). One round trip and one commit; psycopg prepares it after a few executions.
+  device, insert the aggregate from the charged row). One round trip and one commit; psycopg
+  prepares it after a few executions.
 - **SQLite**: ``BEGIN IMMEDIATE`` (the write lock, as for every write of this service), the
-  same three steps as three statements, ``COMMIT``; the workers take turns through a lock
-  file first (``_writers_turn``), which wakes a waiting worker at once where SQLite's own
-  lock makes it sleep.
+  same two steps as two statements, ``COMMIT``; the workers take turns through a lock file
+  first (``_writers_turn``), which wakes a waiting worker at once where SQLite's own lock
+  makes it sleep.
+
+The upload's outcome counts go into its row as one JSON object (``schema.aggregates``): an
+insert of a row per offer, each checking its foreign key, cost more than the rest of the write.
 
 With ``flush="background"`` (``EDGEPERSONA_UPLOAD_FLUSH``) the upload's commit does not wait
 for the disk: SQLite commits it with ``synchronous = NORMAL`` (set back to ``FULL`` for the
@@ -68,7 +71,7 @@ _ALLOWED_S = RATE_WINDOW_S + _ROUNDING_S
 
 _AGGREGATE_COLUMNS = (
     "device_id, upload_id, week, schema_version, model_version, epsilon, mechanism, features, "
-    "sdk_version, received_at"
+    "sdk_version, received_at, persona, outcomes"
 )
 # Why a device was not charged: no such device, or its bucket is empty.
 _RATE_TAT = {
@@ -87,12 +90,9 @@ _SQLITE_CHARGE = f"""
 _SQLITE_INSERT_AGGREGATE = f"""
     INSERT INTO aggregates ({_AGGREGATE_COLUMNS})
     VALUES (:device_id, :upload_id, :week, :schema_version, :model_version, :epsilon,
-            :mechanism, :features, :sdk_version, :now)
+            :mechanism, :features, :sdk_version, :now, :persona, :outcomes)
     ON CONFLICT (device_id, upload_id) DO NOTHING
     RETURNING id"""
-_SQLITE_INSERT_OUTCOME = """
-    INSERT INTO outcomes (aggregate_id, persona, offer, accepted, dismissed)
-    VALUES (?, ?, ?, ?, ?)"""
 
 # The PostgreSQL write, for each ``flush``: "background" commits without waiting for the WAL
 # flush (``synchronous_commit`` off for this transaction only, set by the statement itself).
@@ -107,15 +107,11 @@ _POSTGRESQL_WRITE = f"""
     ), stored AS (
         INSERT INTO aggregates ({_AGGREGATE_COLUMNS})
         SELECT id, %(upload_id)s, %(week)s, %(schema_version)s, %(model_version)s, %(epsilon)s,
-               %(mechanism)s, %(features)s::json, %(sdk_version)s, %(now)s
+               %(mechanism)s, %(features)s::json, %(sdk_version)s, %(now)s, %(persona)s,
+               %(outcomes)s::json
         FROM charged
         ON CONFLICT (device_id, upload_id) DO NOTHING
         RETURNING id
-    ), counted AS (
-        INSERT INTO outcomes (aggregate_id, persona, offer, accepted, dismissed)
-        SELECT stored.id, %(persona)s, o.offer, o.accepted, o.dismissed
-        FROM stored, json_to_recordset(%(outcomes)s::json)
-            AS o(offer text, accepted float8, dismissed float8)
     )
     SELECT (SELECT id FROM charged), (SELECT id FROM stored), (SELECT 1 FROM background)"""
 
@@ -174,16 +170,15 @@ def _write_sqlite(
         if flush == "background" and database and database != ":memory:"
         else None
     )
-    # Rows are made before the writers' turn: the workers wait for each other only while
+    # The row is made before the writers' turn: the workers wait for each other only while
     # one of them runs its statements.
-    row = {**params, **_aggregate(None, upload)}
-    outcomes = [(upload.persona, o.offer, o.accepted, o.dismissed) for o in upload.outcomes]
+    row = {**params, **_aggregate(upload)}
     with _driver_connection(bound) as raw:
         if flusher is not None:
             raw.execute("PRAGMA synchronous = NORMAL")  # this connection's next commits
         try:
             with _writers_turn(database):
-                written = _sqlite_transaction(raw, row, outcomes, limit)
+                written = _sqlite_transaction(raw, row, limit)
         finally:
             if flusher is not None:
                 raw.execute("PRAGMA synchronous = FULL")  # every other write waits for the disk
@@ -192,13 +187,11 @@ def _write_sqlite(
     return written
 
 
-def _sqlite_transaction(
-    raw: Any, row: dict[str, Any], outcomes: list[tuple[str, str, float, float]], limit: int
-) -> Written:
+def _sqlite_transaction(raw: Any, row: dict[str, Any], limit: int) -> Written:
     cursor = raw.cursor()
     cursor.execute("BEGIN IMMEDIATE")
     try:
-        written = _sqlite_statements(cursor, row, outcomes, limit)
+        written = _sqlite_statements(cursor, row, limit)
         cursor.execute("COMMIT")
     except BaseException:
         if raw.in_transaction:
@@ -233,9 +226,7 @@ def _writers_turn(database: str | None) -> Iterator[None]:
         os.close(fd)  # and so the lock
 
 
-def _sqlite_statements(
-    cursor: Any, row: dict[str, Any], outcomes: list[tuple[str, str, float, float]], limit: int
-) -> Written:
+def _sqlite_statements(cursor: Any, row: dict[str, Any], limit: int) -> Written:
     charged = cursor.execute(_SQLITE_CHARGE, row).fetchone()
     if charged is None:
         return _refusal(cursor.execute(_RATE_TAT["sqlite"], row).fetchone(), row, limit)
@@ -244,7 +235,6 @@ def _sqlite_statements(
     if stored is None:
         cursor.execute(_REFUND["sqlite"], row)
         return Written("duplicate")
-    cursor.executemany(_SQLITE_INSERT_OUTCOME, [(stored[0], *outcome) for outcome in outcomes])
     return Written("accepted")
 
 
@@ -253,18 +243,7 @@ def _write_postgresql(raw: Any, params: dict[str, Any], upload: Upload, limit: i
     try:
         device_id, aggregate_id, _ = raw.execute(
             _POSTGRESQL_WRITE,
-            {
-                **params,
-                **_aggregate(None, upload),
-                "persona": upload.persona,
-                # One JSON text: psycopg adapts three arrays element by element, slower.
-                "outcomes": json.dumps(
-                    [
-                        {"offer": o.offer, "accepted": o.accepted, "dismissed": o.dismissed}
-                        for o in upload.outcomes
-                    ]
-                ),
-            },
+            {**params, **_aggregate(upload)},
         ).fetchone()
         if aggregate_id is not None:
             return Written("accepted")
@@ -278,9 +257,9 @@ def _write_postgresql(raw: Any, params: dict[str, Any], upload: Upload, limit: i
     return _refusal(state, params, limit)
 
 
-def _aggregate(device_id: str | None, upload: Upload) -> dict[str, Any]:
+def _aggregate(upload: Upload) -> dict[str, Any]:
+    """The upload's columns of its aggregate row (the device's id comes with the charge)."""
     return {
-        "device_id": device_id,
         "week": upload.week,
         "schema_version": upload.schema_version,
         "model_version": upload.model_version,
@@ -288,6 +267,8 @@ def _aggregate(device_id: str | None, upload: Upload) -> dict[str, Any]:
         "mechanism": upload.mechanism,
         "features": json.dumps(upload.features),
         "sdk_version": upload.sdk_version,
+        "persona": upload.persona,
+        "outcomes": json.dumps({o.offer: [o.accepted, o.dismissed] for o in upload.outcomes}),
     }
 
 

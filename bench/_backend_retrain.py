@@ -58,8 +58,9 @@ AGGREGATE_COLUMNS = (
     "features",
     "sdk_version",
     "received_at",
+    "persona",
+    "outcomes",
 )
-OUTCOME_COLUMNS = ("aggregate_id", "persona", "offer", "accepted", "dismissed")
 
 
 def base_fleet(devices: int = 60, seed: int = 5) -> tuple[np.ndarray, list[str]]:
@@ -109,7 +110,7 @@ def window_weeks(now: float) -> list[str]:
 def fill(
     url: str, base: np.ndarray, truth: list[str], device_weeks: int, now: float, seed: int
 ) -> None:
-    """Store ``device_weeks`` uploads (devices x 4 weeks) with their outcome rows at ``url``."""
+    """Store ``device_weeks`` uploads (devices x 4 weeks) with their outcomes at ``url``."""
     engine = create_engine(url)
     try:
         migrate(engine)
@@ -122,13 +123,13 @@ def fill(
         engine.dispose()
 
 
-Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+Batch = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 def _batches(
     base: np.ndarray, truth: list[str], device_weeks: int, now: float, seed: int
 ) -> Iterator[Batch]:
-    """Rows of devices, aggregates and outcomes, a batch of whole devices at a time."""
+    """Rows of devices and aggregates, a batch of whole devices at a time."""
     rng = np.random.default_rng(seed)
     _, offers = _personas_and_offers()
     weeks = window_weeks(now)
@@ -141,24 +142,22 @@ def _batches(
         rows = min(count * len(weeks), device_weeks - made)
         vectors, labels = noised_uploads(base, truth, rows, rng)
         counts = np.round(rng.laplace(0.0, scale, (rows, len(offers), 2)), ROUND_DIGITS)
-        aggregates, outcomes = [], []
+        aggregates = []
         for i in range(rows):
             next_id += 1
+            outcomes = json.dumps(dict(zip(offers, counts[i].tolist(), strict=True)))
             aggregates.append(
                 (next_id, ids[i % count], uuid.uuid4().hex, weeks[i // count], 1, 1,
-                 DEFAULT_EPSILON, "laplace", json.dumps(vectors[i].tolist()), "0.1.0", now)
+                 DEFAULT_EPSILON, "laplace", json.dumps(vectors[i].tolist()), "0.1.0", now,
+                 labels[i], outcomes)
             )  # fmt: skip
-            outcomes += [
-                (next_id, labels[i], offer, float(counts[i, j, 0]), float(counts[i, j, 1]))
-                for j, offer in enumerate(offers)
-            ]
         made += rows
-        yield devices, aggregates, outcomes
+        yield devices, aggregates
 
 
 def _fill_sqlite(engine: Engine, batches: Iterator[Batch]) -> None:
     with engine.connect() as conn:
-        for devices, aggregates, outcomes in batches:
+        for devices, aggregates in batches:
             conn.exec_driver_sql(
                 "INSERT INTO devices (id, token_sha256, created_at) VALUES (?, ?, ?)", devices
             )
@@ -167,10 +166,6 @@ def _fill_sqlite(engine: Engine, batches: Iterator[Batch]) -> None:
                 f"INSERT INTO aggregates ({', '.join(AGGREGATE_COLUMNS)}) VALUES ({marks})",
                 aggregates,
             )
-            conn.exec_driver_sql(
-                f"INSERT INTO outcomes ({', '.join(OUTCOME_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                outcomes,
-            )
             conn.commit()
 
 
@@ -178,11 +173,10 @@ def _fill_postgres(engine: Engine, batches: Iterator[Batch]) -> None:
     last_id = 0
     with engine.begin() as conn:
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        for devices, aggregates, outcomes in batches:
+        for devices, aggregates in batches:
             for table, columns, rows in (
                 ("devices", ("id", "token_sha256", "created_at"), devices),
                 ("aggregates", AGGREGATE_COLUMNS, aggregates),
-                ("outcomes", OUTCOME_COLUMNS, outcomes),
             ):
                 with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:

@@ -1,8 +1,8 @@
 """Benchmark of the operator dashboard on a large fleet: prints one JSON object.
 
 ``--devices`` devices upload once a week for the 12 weeks of the dashboard's window, after
-``--history`` older weeks (so the tables hold more than the window); each upload has one
-outcome row per offer of the default playbook, all carrying its persona label drawn by the
+``--history`` older weeks (so the tables hold more than the window); each upload has the
+outcomes of every offer of the default playbook and its persona label drawn by the
 SDK's randomized response at epsilon 1 (a 60/40 mix over two personas). Rows are written with
 COPY (PostgreSQL) or executemany (SQLite) before any clock starts, then the tables are analysed.
 
@@ -49,7 +49,7 @@ from edgepersona.backend import create_app, registry
 from edgepersona.backend.fleet import WEEKS, recent_weeks
 from edgepersona.backend.migrations import migrate
 from edgepersona.backend.persona_mix import _labels_query, read_reports
-from edgepersona.backend.schema import aggregates, devices, models, outcomes
+from edgepersona.backend.schema import aggregates, devices, models
 from edgepersona.edge_models.bundle import DEFAULT_BUNDLE_DIR
 from edgepersona.sdk import ManualClock
 from edgepersona.sdk._inference import PersonaModel
@@ -124,7 +124,7 @@ def main() -> None:
             "history_weeks": args.history,
             "uploads_in_window": args.devices * WEEKS,
             "uploads_stored": args.devices * len(weeks),
-            "outcome_rows_per_upload": len(_offers()),
+            "offers_per_upload": len(_offers()),
             "fill_seconds": round(fill_seconds, 1),
             "setup_seconds": round(time.perf_counter() - started, 1),
         },
@@ -192,9 +192,9 @@ def _fill(engine: Engine, device_count: int, weeks: tuple[str, ...]) -> float:
             features = np.round(rng.laplace(0.0, 30.0, size=(len(batch), len(FEATURES))), 2)
             received = monday.timestamp() + rng.uniform(0, 7 * 86_400, size=len(batch))
             aggregate_rows: list[tuple[Any, ...]] = []
-            outcome_rows: list[tuple[Any, ...]] = []
             for row, device in enumerate(batch):
                 label = randomized_response(held[device], labels, PERSONA_SHARE * 1.0, rng)
+                counts = rng.laplace(0, 20, (len(offers), 2))
                 aggregate_rows.append(
                     (
                         next_id,
@@ -208,16 +208,12 @@ def _fill(engine: Engine, device_count: int, weeks: tuple[str, ...]) -> float:
                         json.dumps(features[row].tolist()),
                         "0.1.0",
                         float(min(received[row], NOW)),
-                    )
-                )
-                outcome_rows.extend(
-                    (next_id, label, offer, float(a), float(d))
-                    for offer, (a, d) in zip(
-                        offers, rng.laplace(0, 20, (len(offers), 2)), strict=True
+                        label,
+                        json.dumps(dict(zip(offers, counts.tolist(), strict=True))),
                     )
                 )
                 next_id += 1
-            _write(engine, postgres, aggregate_rows, outcome_rows)
+            _write(engine, postgres, aggregate_rows)
     if postgres:
         with engine.begin() as conn:
             conn.execute(
@@ -232,29 +228,18 @@ def _fill(engine: Engine, device_count: int, weeks: tuple[str, ...]) -> float:
     return time.perf_counter() - started
 
 
-def _write(
-    engine: Engine,
-    postgres: bool,
-    aggregate_rows: list[tuple[Any, ...]],
-    outcome_rows: list[tuple[Any, ...]],
-) -> None:
+def _write(engine: Engine, postgres: bool, aggregate_rows: list[tuple[Any, ...]]) -> None:
     columns = [c.name for c in aggregates.columns]
-    outcome_columns = [c.name for c in outcomes.columns]
     with engine.begin() as conn:
         if not postgres:
-            conn.execute(
-                insert(aggregates), [dict(zip(columns, r, strict=True)) for r in aggregate_rows]
-            )
-            conn.execute(
-                insert(outcomes), [dict(zip(outcome_columns, r, strict=True)) for r in outcome_rows]
+            marks = ", ".join("?" * len(columns))
+            conn.exec_driver_sql(
+                f"INSERT INTO aggregates ({', '.join(columns)}) VALUES ({marks})", aggregate_rows
             )
             return
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy(f"COPY aggregates ({', '.join(columns)}) FROM STDIN") as copy:
             for row in aggregate_rows:
-                copy.write_row(row)
-        with cursor.copy(f"COPY outcomes ({', '.join(outcome_columns)}) FROM STDIN") as copy:
-            for row in outcome_rows:
                 copy.write_row(row)
 
 

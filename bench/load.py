@@ -22,7 +22,7 @@ Figures: uploads accepted per second, p50/p99/max latency per endpoint, answers 
 network errors by kind, retries; then the reconciliation against the database: the stored
 rows equal the distinct uploads the devices were told were stored (201, or 200 for a resend),
 none lost, none doubled, none stored that no device counts as acknowledged; each stored
-upload has one outcome row per playbook offer; one device row per registration.
+upload holds the outcomes of every playbook offer; one device row per registration.
 
 With ``--timeout`` shorter than the SDK's 10 s, light devices time out on requests the server
 may still complete, and resend: the reconciliation then checks the ingest's idempotency.
@@ -59,11 +59,12 @@ from _backend_retrain import base_fleet
 from _load_fleet import LightDevice, Round, Traffic, run_light_fleet
 from _load_sdk import code_state, first_monday, run_sdk_devices
 from _sync_loopback import _release_v2
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 import backend as backend_bench  # bench/backend.py: its PostgreSQL helpers
 from edgepersona.backend.keys import generate_keypair, load_public_key
+from edgepersona.backend.schema import aggregates
 from edgepersona.edge_models.bundle import DEFAULT_BUNDLE_DIR
 from edgepersona.sdk._uploads import iso_week
 
@@ -379,7 +380,7 @@ def _reconcile(
                     text("SELECT upload_id, COUNT(*) FROM aggregates GROUP BY upload_id")
                 )
             }
-            outcome_rows = conn.execute(text("SELECT COUNT(*) FROM outcomes")).scalar_one()
+            offers_stored = [len(o) for (o,) in conn.execute(select(aggregates.c.outcomes))]
             device_rows = conn.execute(text("SELECT COUNT(*) FROM devices")).scalar_one()
     finally:
         engine.dispose()
@@ -393,8 +394,8 @@ def _reconcile(
         "stored_unacknowledged": len(stored.keys() - acknowledged),
         "stored_never_sent": len(stored.keys() - sent),
         "rows_equal_acknowledged": rows == len(acknowledged),
-        "outcome_rows": outcome_rows,
-        "outcome_rows_equal_rows_times_offers": outcome_rows == rows * offers,
+        "outcome_entries": sum(offers_stored),
+        "every_upload_holds_every_offer": offers_stored == [offers] * rows,
         "device_rows": device_rows,
         "registrations_answered_201": registrations,
         "registrations_unanswered": registrations_unanswered,

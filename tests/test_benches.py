@@ -69,7 +69,7 @@ def test_load_reconciles_every_upload_and_drops_its_database() -> None:
         reconciliation = run["reconciliation"]
         assert reconciliation["lost"] == 0 and reconciliation["doubled"] == 0, kind
         assert reconciliation["rows"] == reconciliation["acknowledged_upload_ids"] == 80, kind
-        assert reconciliation["outcome_rows_equal_rows_times_offers"], kind
+        assert reconciliation["every_upload_holds_every_offer"], kind
         assert run["sdk_devices"]["sync_statuses"] == {"synced": 4}, kind
         assert run["uploads"]["accepted"] + run["uploads"]["duplicate"] >= 80, kind
     if before is not None:

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from edgepersona.backend import charts
 from edgepersona.backend.dashboard import CONTENT_SECURITY_POLICY
@@ -32,6 +33,7 @@ from edgepersona.backend.fleet import (
 from edgepersona.backend.keys import generate_keypair
 from edgepersona.backend.persona_mix import Z_95, LabelCounts, estimate
 from edgepersona.backend.rollout import in_rollout
+from edgepersona.backend.schema import aggregates
 from edgepersona.sdk import ManualClock
 from edgepersona.sdk.privacy import PERSONA_SHARE, keep_probability, randomized_response
 
@@ -281,10 +283,11 @@ def test_uploads_without_labels_are_said_to_be_left_out(
     client: FlaskClient, auth: dict[str, str]
 ) -> None:
     assert publish(client, default_files()).status_code == 201
-    upload(client, auth, "2026-W10", None, 1.0)
+    with engine(client.application).begin() as conn:
+        store_uploads(conn, [("2026-W10", 1.0, None)])  # stored before migration 5
     html = client.get("/dashboard", headers=ADMIN).get_data(as_text=True)
     assert "No labelled uploads in the last 12 weeks" in html
-    assert "Left out: 1 upload without outcome entries" in html
+    assert "Left out: 1 upload without a label" in html
     assert 'class="share"' not in html
 
 
@@ -302,11 +305,8 @@ def stat(html: str, key: str) -> str:
     return match.group(1)
 
 
-def upload(
-    client: FlaskClient, auth: dict[str, str], week: str, label: str | None, eps: float
-) -> None:
-    """An upload reporting persona ``label`` with two offers' outcomes; None: no outcomes, so
-    the server keeps no label for it."""
+def upload(client: FlaskClient, auth: dict[str, str], week: str, label: str, eps: float) -> None:
+    """An upload reporting persona ``label`` with two offers' outcomes."""
     features = [round(float(v), 6) for v in centroids()["commuter"]]
     outcomes = [
         {"offer": offer, "accepted": 0.5, "dismissed": -1.25}
@@ -317,8 +317,8 @@ def upload(
         features=features,
         epsilon=eps,
         model_version=1,
-        persona=label or "commuter",
-        outcomes=outcomes if label else [],
+        persona=label,
+        outcomes=outcomes,
     )
     assert client.post("/v1/aggregates", json=payload, headers=auth).status_code == 201
 
@@ -352,8 +352,11 @@ class DashboardContract:
         upload(client, b, "2026-W09", "deal_hunter", 0.5)
         clock.set(T0 + 3_600)
         upload(client, a, "2026-W10", "commuter", 1.0)
-        upload(client, b, "2026-W10", None, 0.5)
+        upload(client, b, "2026-W10", "deal_hunter", 0.5)
         upload(client, c, "2026-W10", "homebody_streamer", 2.0)
+        with engine(app).begin() as conn:  # b's as if stored before migration 5, no outcomes
+            unlabel = aggregates.c.week == "2026-W10", aggregates.c.epsilon == 0.5
+            conn.execute(update(aggregates).where(*unlabel).values(persona=None, outcomes={}))
         assert publish(client, second_files()).status_code == 201
         assert promote(client, 2, 30).status_code == 200
         refused = client.post("/v1/admin/retrain", headers=ADMIN)
@@ -394,7 +397,7 @@ class DashboardContract:
         assert "per persona of model v2" in html
         assert "is drawn clipped" in html  # two uploads: estimates far outside [0, 1]
         assert 'data-noisy="true"' in html
-        assert "Left out: 1 upload without outcome entries" in html
+        assert "Left out: 1 upload without a label" in html
         assert re.search(
             r"2026-W10: each share within ±\d+ points \(95%\),\s+from 2 labelled", html
         )
@@ -444,7 +447,7 @@ class DashboardContract:
         held = ["commuter"] * 1_200 + ["deal_hunter"] * 800
         reports = [randomized_response(h, ids, PERSONA_SHARE * 10, rng) for h in held]
         with engine(app).begin() as conn:
-            store_uploads(conn, [("2026-W10", 10.0, [r, r]) for r in reports])
+            store_uploads(conn, [("2026-W10", 10.0, r) for r in reports])
         clock.set(T0 + 3_600)
         html = client.get("/dashboard", headers=ADMIN).get_data(as_text=True)
         drawn = {p: v for (week, p), v in shares(Elements(html)).items() if week == "W10"}

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert
 from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.keys import generate_keypair
 from edgepersona.backend.persona_mix import Z_95, LabelCounts, estimate, read_reports
-from edgepersona.backend.schema import aggregates, devices, outcomes
+from edgepersona.backend.schema import aggregates, devices
 from edgepersona.sdk import ManualClock
 from edgepersona.sdk.features import FEATURES, SCHEMA_VERSION
 from edgepersona.sdk.privacy import PERSONA_SHARE, keep_probability, randomized_response
@@ -181,18 +181,17 @@ def app(make_app: MakeApp, tmp_path: Path) -> Flask:
 
 
 def store_uploads(
-    conn: Connection, uploads: list[tuple[str, float, list[str]]], model_version: int = 1
+    conn: Connection, uploads: list[tuple[str, float, str | None]], model_version: int = 1
 ) -> None:
-    """Uploads ``(week, epsilon, personas)``, each of its own device, written straight into the
-    tables with one outcome row per persona given: none leaves an upload without a label; two
-    different ones are rows the first payload format allowed (one persona per entry)."""
+    """Uploads ``(week, epsilon, label)``, each of its own device, written straight into the
+    table; a label of None is an upload stored before migration 5 without outcome rows."""
     device_ids = [uuid.uuid4().hex for _ in uploads]
     conn.execute(
         insert(devices),
         [{"id": d, "token_sha256": secrets.token_hex(32), "created_at": T0} for d in device_ids],
     )
-    ids = conn.execute(
-        insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True),
+    conn.execute(
+        insert(aggregates),
         [
             {
                 "device_id": device,
@@ -205,24 +204,19 @@ def store_uploads(
                 "features": [0.0] * len(FEATURES),
                 "sdk_version": "0.1.0",
                 "received_at": T0,
+                "persona": label,
+                "outcomes": {} if label is None else {"offer-0": [1.0, 0.0]},
             }
-            for device, (week, epsilon, _) in zip(device_ids, uploads, strict=True)
+            for device, (week, epsilon, label) in zip(device_ids, uploads, strict=True)
         ],
-    ).scalars()
-    rows = [
-        {"aggregate_id": i, "persona": p, "offer": f"offer-{n}", "accepted": 1.0, "dismissed": 0.0}
-        for i, (_, _, personas) in zip(ids, uploads, strict=True)
-        for n, p in enumerate(personas)
-    ]
-    if rows:
-        conn.execute(insert(outcomes), rows)
+    )
 
 
 def store_upload(
-    app: Flask, week: str, epsilon: float, personas: list[str], model_version: int = 1
+    app: Flask, week: str, epsilon: float, label: str | None, model_version: int = 1
 ) -> None:
     with engine(app).begin() as conn:
-        store_uploads(conn, [(week, epsilon, personas)], model_version)
+        store_uploads(conn, [(week, epsilon, label)], model_version)
 
 
 class ReportsContract:
@@ -231,16 +225,16 @@ class ReportsContract:
             assert read_reports(conn, ("2026-W09", "2026-W10")) is None  # no model yet
         assert publish(app.test_client(), default_files()).status_code == 201
         for _ in range(3):
-            store_upload(app, "2026-W10", 1.0, ["commuter", "commuter"])
-        store_upload(app, "2026-W10", 1.004, ["deal_hunter"])  # rounds to the same channel
-        store_upload(app, "2026-W10", 2.0, ["commuter"])
-        store_upload(app, "2026-W09", 2.0, ["night_owl_gamer"])
-        store_upload(app, "2026-W10", 1.0, [])  # no outcomes: no label
-        store_upload(app, "2026-W10", 1.0, [])
-        store_upload(app, "2026-W10", 1.0, ["deal_hunter", "commuter"])  # the first in order
-        store_upload(app, "2026-W10", 1.0, ["no_such_persona"])
-        store_upload(app, "2026-W10", 1.0, ["commuter"], model_version=9)  # not in the registry
-        store_upload(app, "2026-W08", 1.0, ["commuter"])  # before the window
+            store_upload(app, "2026-W10", 1.0, "commuter")
+        store_upload(app, "2026-W10", 1.004, "deal_hunter")  # rounds to the same channel
+        store_upload(app, "2026-W10", 2.0, "commuter")
+        store_upload(app, "2026-W09", 2.0, "night_owl_gamer")
+        store_upload(app, "2026-W10", 1.0, None)  # stored before migration 5 with no outcomes
+        store_upload(app, "2026-W10", 1.0, None)
+        store_upload(app, "2026-W10", 1.0, "commuter")
+        store_upload(app, "2026-W10", 1.0, "no_such_persona")
+        store_upload(app, "2026-W10", 1.0, "commuter", model_version=9)  # not in the registry
+        store_upload(app, "2026-W08", 1.0, "commuter")  # before the window
         with engine(app).begin() as conn:
             reports = read_reports(conn, ("2026-W09", "2026-W10"))
         assert reports is not None
@@ -263,10 +257,10 @@ class ReportsContract:
     ) -> None:
         """Uploads are picked by their week, whenever they came (ids follow arrival)."""
         assert publish(app.test_client(), default_files()).status_code == 201
-        store_upload(app, "2026-W02", 1.0, ["commuter"])
-        store_upload(app, "2026-W10", 1.0, ["commuter"])
-        store_upload(app, "2026-W02", 1.0, ["deal_hunter"])
-        store_upload(app, "2026-W10", 1.0, ["commuter"])
+        store_upload(app, "2026-W02", 1.0, "commuter")
+        store_upload(app, "2026-W10", 1.0, "commuter")
+        store_upload(app, "2026-W02", 1.0, "deal_hunter")
+        store_upload(app, "2026-W10", 1.0, "commuter")
         with engine(app).begin() as conn:
             reports = read_reports(conn, ("2026-W10",))
         assert reports is not None

@@ -1,8 +1,8 @@
 """Retraining on SQLite and PostgreSQL: from stored aggregates to a candidate at 0% rollout.
 
 The aggregates are the synthetic population's feature vectors (replayed through the SDK, as on
-a phone), stored through ``backend.store`` as uploads of the week of T0, with a few noised
-outcome rows. ``RetrainContract`` holds the storage-dependent tests; the refusals that never
+a phone), stored through ``backend.store`` as uploads of the week of T0, a few with noised
+outcomes. ``RetrainContract`` holds the storage-dependent tests; the refusals that never
 reach the database run once, on SQLite, below it.
 """
 
@@ -27,6 +27,7 @@ from edgepersona.backend.db import engine, init_db, read_tx
 from edgepersona.backend.keys import generate_keypair, load_private_key
 from edgepersona.backend.payload import Outcome, Upload
 from edgepersona.backend.retrain import RetrainError, retrain, week_window
+from edgepersona.backend.retrain_priors import OUTCOME_SCALE_AT_1, OutcomeSums, read_outcome_sums
 from edgepersona.backend.schema import retrains
 from edgepersona.backend.upload_write import write_upload
 from edgepersona.edge_models.bundle import fleet_vectors
@@ -270,6 +271,44 @@ class RetrainContract:
         assert stored_versions(app) == [1, 2]  # the rollback only
         ((version, report),) = stored_reports(app)
         assert version is None and report["refusal"]["code"] == "version_not_newer"
+
+    def test_outcome_sums_add_up_each_persona_and_offer_over_the_window(self, app: Flask) -> None:
+        # (week, epsilon, persona, outcomes): two personas, an offer only some uploads name,
+        # an upload without outcomes, and uploads either side of the window.
+        uploads = [
+            ("2026-W09", 1.0, "commuter", [("coffee", 3.25, -0.5), ("lunch", -1.0, 2.0)]),
+            ("2026-W10", 2.0, "commuter", [("coffee", 0.5, 4.0)]),
+            ("2026-W10", 0.5, "night_owl", [("coffee", 7.0, 1.5), ("games", 2.0, -3.0)]),
+            ("2026-W10", 1.0, "night_owl", []),
+            ("2026-W08", 1.0, "commuter", [("coffee", 100.0, 100.0)]),  # before the window
+            ("2026-W11", 1.0, "commuter", [("coffee", 100.0, 100.0)]),  # after it
+        ]
+        for week, epsilon, persona, outcomes in uploads:
+            token = uuid.uuid4().hex + uuid.uuid4().hex
+            with engine(app).begin() as conn:
+                store.create_device(conn, uuid.uuid4().hex, token, T0)
+            upload = Upload(
+                upload_id=uuid.uuid4().hex,
+                schema_version=SCHEMA_VERSION,
+                week=week,
+                features=(0.0,) * len(FEATURES),
+                epsilon=epsilon,
+                mechanism="laplace",
+                model_version=1,
+                persona=persona,
+                outcomes=tuple(Outcome(*o) for o in outcomes),
+                sdk_version="0.1.0",
+            )
+            assert write_upload(engine(app), token, upload, T0, limit=1).status == "accepted"
+        with read_tx(engine(app)) as conn:
+            sums = sorted(read_outcome_sums(conn, "2026-W09", "2026-W10"))
+        per_row = 2 * OUTCOME_SCALE_AT_1**2  # a row's noise variance at epsilon 1
+        assert sums == [
+            OutcomeSums("commuter", "coffee", 3.75, 3.5, 2, pytest.approx(per_row * 1.25)),
+            OutcomeSums("commuter", "lunch", -1.0, 2.0, 1, pytest.approx(per_row)),
+            OutcomeSums("night_owl", "coffee", 7.0, 1.5, 1, pytest.approx(per_row * 4)),
+            OutcomeSums("night_owl", "games", 2.0, -3.0, 1, pytest.approx(per_row * 4)),
+        ]
 
     def test_a_read_transaction_lets_writers_commit_keeps_its_snapshot_and_cannot_write(
         self, app: Flask

@@ -22,12 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from edgepersona.backend.db import engine, init_db
 from edgepersona.backend.errors import SchemaError
 from edgepersona.backend.migrations import LATEST, MIGRATIONS, current_version, migrate
-from edgepersona.backend.payload import Outcome, validate_upload
+from edgepersona.backend.payload import validate_upload
 from edgepersona.backend.schema import (
     aggregates,
     devices,
     metadata,
-    outcomes,
     schema_version,
 )
 from edgepersona.backend.upload_write import write_upload
@@ -109,23 +108,16 @@ class StoreContract:
         assert (first.status_code, first.json) == (201, {"status": "accepted"})
         assert (replay.status_code, replay.json) == (200, {"status": "duplicate"})
         assert count(app, aggregates) == 1
-        assert count(app, outcomes) == len(payload["outcomes"])
         with engine(app).connect() as conn:
             row = conn.execute(select(aggregates)).mappings().one()
         assert row["features"] == payload["features"]
         assert (row["week"], row["epsilon"], row["mechanism"]) == ("2026-W10", 1.0, "laplace")
         assert (row["model_version"], row["schema_version"], row["received_at"]) == (3, 1, T0)
-        with engine(app).connect() as conn:
-            counts = conn.execute(
-                select(
-                    outcomes.c.persona, outcomes.c.offer, outcomes.c.accepted, outcomes.c.dismissed
-                )
-            ).all()
-        sent = [
-            (payload["persona"], o["offer"], o["accepted"], o["dismissed"])
-            for o in payload["outcomes"]
-        ]
-        assert sorted(tuple(c) for c in counts) == sorted(sent)
+        assert row["persona"] == payload["persona"]
+        assert row["outcomes"] == {
+            o["offer"]: [o["accepted"], o["dismissed"]] for o in payload["outcomes"]
+        }
+        assert rate_tat(app, auth) == T0 + 3600 / 20  # charged once
 
     def test_a_replay_with_other_content_is_still_a_duplicate(
         self, app: Flask, client: FlaskClient, auth: dict[str, str]
@@ -135,20 +127,19 @@ class StoreContract:
         changed = {**payload, "epsilon": 2.0, "outcomes": []}
         assert client.post("/v1/aggregates", json=changed, headers=auth).status_code == 200
         with engine(app).connect() as conn:
-            assert conn.execute(select(aggregates.c.epsilon)).scalar_one() == 1.0
-        assert count(app, outcomes) == 2
+            stored = conn.execute(select(aggregates.c.epsilon, aggregates.c.outcomes)).one()
+        assert (stored.epsilon, len(stored.outcomes)) == (1.0, 2)
 
     def test_a_failed_write_leaves_nothing_half_written(
         self, app: Flask, auth: dict[str, str]
     ) -> None:
         upload = validate_upload(valid_payload(), T0)
-        twice = Outcome("o", 1.0, 0.0)
-        broken = dataclasses.replace(upload, outcomes=(twice, twice))
+        broken = dataclasses.replace(upload, week=None)  # fails the insert, after the charge
         token_hash = hash_token(auth["Authorization"].split()[1])
         full = rate_tat(app, auth)
-        with pytest.raises(IntegrityError):  # the ingest view's write, with an outcome that fails
+        with pytest.raises(IntegrityError):  # the ingest view's write, with a row that fails
             write_upload(engine(app), token_hash, broken, T0, limit=20)
-        assert count(app, aggregates) == count(app, outcomes) == 0
+        assert count(app, aggregates) == 0
         assert rate_tat(app, auth) == full  # the charge was rolled back too
         # and the connection went back to the pool usable
         assert write_upload(engine(app), token_hash, upload, T0, limit=20).status == "accepted"
@@ -167,7 +158,6 @@ class StoreContract:
         assert post(client, auth, valid_payload()) == (201, "")
         assert post(client, auth, payload) == (429, "1800")
         assert count(app, aggregates) == 2
-        assert count(app, outcomes) == 2 * len(payload["outcomes"])
         # The upload's commit mode ends with its transaction: the connection it used (the
         # pool's only one here) commits the next write durably.
         with engine(app).connect() as conn:
@@ -179,7 +169,7 @@ class StoreContract:
         full = rate_tat(app, auth)
         bad = valid_payload(features=[0.0])
         assert client.post("/v1/aggregates", json=bad, headers=auth).status_code == 422
-        assert count(app, aggregates) == count(app, outcomes) == 0
+        assert count(app, aggregates) == 0
         assert rate_tat(app, auth) == full
 
     # Rate limit -----------------------------------------------------------------------------
@@ -282,7 +272,6 @@ class StoreContract:
         assert count(app, aggregates, device_id=alice_id) == 1
         assert client.delete("/v1/devices/me", headers=bob).status_code == 204
         assert count(app, aggregates, device_id=alice_id) == 1
-        assert count(app, outcomes) == 2
         assert count(app, devices, id=alice_id) == 1
         assert count(app, aggregates, device_id=bob_id) == 0
 
@@ -293,7 +282,7 @@ class StoreContract:
             client.post("/v1/aggregates", json=valid_payload(), headers=auth)
         gone = client.delete("/v1/devices/me", headers=auth)
         assert (gone.status_code, gone.data, gone.content_type) == (204, b"", None)
-        for table in (devices, aggregates, outcomes):
+        for table in (devices, aggregates):
             assert count(app, table) == 0, table.name
         for method, path in (("delete", "/v1/devices/me"), ("post", "/v1/aggregates")):
             response = getattr(client, method)(path, json=valid_payload(), headers=auth)
@@ -353,6 +342,51 @@ class StoreContract:
         assert post(app.test_client(), auth, valid_payload()) == (201, "")
         assert count(app, aggregates, device_id="d") == 1
 
+    def test_a_version_4_database_keeps_its_outcomes_in_the_aggregate_rows(
+        self, make_app: MakeApp
+    ) -> None:
+        app = make_app()
+        columns = "device_id, upload_id, week, schema_version, model_version, epsilon, "
+        columns += "mechanism, features, sdk_version, received_at"
+        with engine(app).begin() as conn:
+            for step in MIGRATIONS[:4]:
+                step(conn)
+            conn.execute(insert(schema_version).values(version=4))
+            conn.execute(
+                text("INSERT INTO devices (id, token_sha256, created_at) VALUES ('d', 't', 0)")
+            )
+            for upload_id in ("with", "without"):  # outcome rows, and none
+                conn.execute(
+                    text(
+                        f"INSERT INTO aggregates ({columns}) VALUES ('d', :u, '2026-W10', 1, 3, "
+                        "1.0, 'laplace', '[0.5]', '0.1.0', 0)"
+                    ),
+                    {"u": upload_id},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO outcomes (aggregate_id, persona, offer, accepted, dismissed) "
+                    "SELECT id, 'commuter', :offer, :accepted, :dismissed FROM aggregates "
+                    "WHERE upload_id = 'with'"
+                ),
+                [
+                    {"offer": "coffee", "accepted": 2.5, "dismissed": -0.125},
+                    {"offer": "lunch", "accepted": 1e-7, "dismissed": 3.0},
+                ],
+            )
+        assert migrate(engine(app)) == 4
+        with engine(app).connect() as conn:
+            assert not inspect(conn).has_table("outcomes")
+            rows = conn.execute(
+                select(
+                    aggregates.c.upload_id, aggregates.c.persona, aggregates.c.outcomes
+                ).order_by(aggregates.c.upload_id)
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            ("with", "commuter", {"coffee": [2.5, -0.125], "lunch": [1e-7, 3.0]}),
+            ("without", None, {}),
+        ]
+
     def test_init_db_command_and_health_before_and_after(self, make_app: MakeApp) -> None:
         app = make_app()
         client = app.test_client()
@@ -366,23 +400,6 @@ class StoreContract:
         again = app.test_cli_runner().invoke(args=["init-db"])
         assert "already at schema version" in again.output
         assert client.get("/healthz").json == {"status": "ok", "database": "ok"}
-
-    def test_the_rows_of_each_table_hold_what_the_upload_said(
-        self, app: Flask, client: FlaskClient, auth: dict[str, str]
-    ) -> None:
-        payload = valid_payload()
-        client.post("/v1/aggregates", json=payload, headers=auth)
-        with engine(app).connect() as conn:
-            stored = conn.execute(
-                select(
-                    outcomes.c.persona, outcomes.c.offer, outcomes.c.accepted, outcomes.c.dismissed
-                ).order_by(outcomes.c.offer)
-            ).all()
-        assert rate_tat(app, auth) == T0 + 3600 / 20  # one upload charged
-        assert [tuple(row) for row in stored] == [
-            (payload["persona"], o["offer"], o["accepted"], o["dismissed"])
-            for o in payload["outcomes"]
-        ]
 
     def test_a_device_row_cannot_be_inserted_twice_with_one_token(self, app: Flask) -> None:
         row = {"token_sha256": "0" * 64, "created_at": T0}

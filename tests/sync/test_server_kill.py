@@ -22,10 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select
 
 from edgepersona.backend import create_app
 from edgepersona.backend.db import engine, init_db
+from edgepersona.backend.schema import aggregates
 from edgepersona.sdk import EdgePersona, ManualClock
 
 from ..backend.gunicorn_service import free_port, wait_until_ready
@@ -116,20 +117,17 @@ def device(server: Server, clock: ManualClock, tmp_path: Path) -> Iterator[EdgeP
 
 
 def stored(database_url: str) -> list[tuple[str, int, float, float]]:
-    """Each stored upload with its outcome rows: (upload_id, rows, accepted sum, dismissed sum)."""
+    """Each stored upload with its outcomes: (upload_id, offers, accepted sum, dismissed sum)."""
     db = create_engine(database_url)
     try:
         with db.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT a.upload_id, COUNT(o.offer), COALESCE(SUM(o.accepted), 0), "
-                    "COALESCE(SUM(o.dismissed), 0) FROM aggregates a "
-                    "LEFT JOIN outcomes o ON o.aggregate_id = a.id GROUP BY a.id, a.upload_id"
-                )
-            )
-            return [(str(u), int(n), float(acc), float(dis)) for u, n, acc, dis in rows]
+            rows = conn.execute(select(aggregates.c.upload_id, aggregates.c.outcomes)).all()
     finally:
         db.dispose()
+    return [
+        (str(u), len(o), sum(a for a, _ in o.values()), sum(d for _, d in o.values()))
+        for u, o in rows
+    ]
 
 
 def counter(metrics: str, name: str) -> float:
