@@ -140,13 +140,16 @@ def _v4(conn: Connection) -> None:
     conn.execute(text("DROP TABLE uploads_log"))
 
 
-# Migration 5's move of each upload's outcome rows into its aggregate row, per database.
+# Migration 5's move of each upload's outcome rows into its aggregate row, per database. SQLite's
+# json_array would write the counts with 15 significant digits; printf's 17 keep every double.
 _FOLD_OUTCOMES = {
     "sqlite": """
         UPDATE aggregates SET persona = folded.persona, outcomes = folded.outcomes
         FROM (
             SELECT aggregate_id, min(persona) AS persona,
-                   json_group_object(offer, json_array(accepted, dismissed)) AS outcomes
+                   json_group_object(
+                       offer, json(printf('[%!.17g,%!.17g]', accepted, dismissed))
+                   ) AS outcomes
             FROM outcomes GROUP BY aggregate_id
         ) AS folded
         WHERE aggregates.id = folded.aggregate_id""",

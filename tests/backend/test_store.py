@@ -371,7 +371,7 @@ class StoreContract:
                 ),
                 [
                     {"offer": "coffee", "accepted": 2.5, "dismissed": -0.125},
-                    {"offer": "lunch", "accepted": 1e-7, "dismissed": 3.0},
+                    {"offer": "lunch", "accepted": 1e-7, "dismissed": 0.1 + 0.2},
                 ],
             )
         assert migrate(engine(app)) == 4
@@ -383,7 +383,7 @@ class StoreContract:
                 ).order_by(aggregates.c.upload_id)
             ).all()
         assert [tuple(row) for row in rows] == [
-            ("with", "commuter", {"coffee": [2.5, -0.125], "lunch": [1e-7, 3.0]}),
+            ("with", "commuter", {"coffee": [2.5, -0.125], "lunch": [1e-7, 0.1 + 0.2]}),
             ("without", None, {}),
         ]
 
