@@ -44,8 +44,6 @@ def rows_of(backend: Backend, device_id: str) -> Rows:
     queries = {
         "devices": "SELECT * FROM devices WHERE id = :d",
         "aggregates": "SELECT * FROM aggregates WHERE device_id = :d ORDER BY id",
-        "outcomes": "SELECT o.* FROM outcomes o JOIN aggregates a ON a.id = o.aggregate_id "
-        "WHERE a.device_id = :d ORDER BY o.aggregate_id, o.persona, o.offer",
     }
     with engine(backend.app).connect() as conn:
         return {
