@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 from flask import Flask
 from sqlalchemy.engine import make_url
@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from edgepersona.sdk.clock import SystemClock
 
 from .errors import ConfigError
+from .upload_write import Flush
 
 __all__ = [
     "ENV_PREFIX",
@@ -40,7 +41,7 @@ _INT_MINIMUMS = {
     "K_ANONYMITY_FLOOR": 1,
 }
 # Settings that take one of a few words, and the words.
-_CHOICES = {"UPLOAD_FLUSH": ("background", "each")}
+_CHOICES = {"UPLOAD_FLUSH": get_args(Flush)}
 SETTINGS = ("DATABASE_URL", *_INT_MINIMUMS, *_CHOICES, "ADMIN_API_KEY", "SIGNING_KEY_PATH")
 MIN_ADMIN_KEY_LENGTH = 16
 _DEFAULT_DB_FILE = "edgepersona.db"
